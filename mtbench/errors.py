@@ -1,0 +1,43 @@
+"""User-facing errors.
+
+A user mistake (a bad key, a missing file, an impossible setting) is raised as an
+:class:`MtbenchError`; entry points print it as one line, naming the key or file at
+fault, and exit with status 2 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class MtbenchError(Exception):
+    """A mistake in the user's input; its message is one line that names the culprit."""
+
+
+class SpecError(MtbenchError):
+    """A bad key or value in the training spec (input.json / composed Hydra config)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+class DataError(MtbenchError):
+    """A missing or malformed data file or directory."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: {message}")
+
+
+def exit_on_user_error(fn: Callable[[], T], prog: str = "mtbench") -> T:
+    """Run ``fn``; turn an :class:`MtbenchError` into one line on stderr and exit code 2."""
+    try:
+        return fn()
+    except MtbenchError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
