@@ -1,0 +1,15 @@
+"""Descriptors: neighbour environments -> per-atom features. Importing this package registers them all."""
+
+from mtbench.model.descriptor.base import (
+    DESCRIPTORS,
+    Descriptor,
+    DescriptorOutput,
+    NeighborSpec,
+    build_descriptor,
+    descriptor_class,
+    descriptor_from_dict,
+)
+from mtbench.model.descriptor import se_e2_a  # noqa: F401  (registers)
+
+__all__ = ["DESCRIPTORS", "Descriptor", "DescriptorOutput", "NeighborSpec", "build_descriptor",
+           "descriptor_class", "descriptor_from_dict"]

@@ -1,0 +1,92 @@
+"""DeePMD's ``EnerStdLoss``: energy/force/virial (and atomic energy, prefactor-weighted force) terms.
+
+Prefactors move linearly from ``start_pref_*`` to ``limit_pref_*`` with lr(t)/start_lr; energy and virial terms
+are divided by the atom count N (not N^2); ``rmse_e`` and ``rmse_v`` are reported per atom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+
+from mtbench.data.requirements import LabelRequirement
+from mtbench.loss.base import Loss, register_loss
+
+TERMS = ("e", "f", "v", "ae", "pf")
+
+
+@register_loss("ener")
+class EnerLoss(Loss):
+    def __init__(self, prefs: Mapping[str, tuple[float, float]], relative_f: float | None = None) -> None:
+        self.prefs = {t: (float(prefs[t][0]), float(prefs[t][1])) for t in TERMS}
+        self.has = {t: self.prefs[t][0] != 0.0 or self.prefs[t][1] != 0.0 for t in TERMS}
+        self.relative_f = relative_f
+        names = ["rmse"] + [f"rmse_{t}" for t in TERMS if self.has[t]]
+        self.metric_names = tuple(names)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], fitting: Mapping[str, Any], ntypes: int) -> "EnerLoss":
+        defaults = {"e": (0.02, 1.0), "f": (1000.0, 1.0), "v": (0.0, 0.0), "ae": (0.0, 0.0), "pf": (0.0, 0.0)}
+        prefs = {t: (config.get(f"start_pref_{t}", defaults[t][0]), config.get(f"limit_pref_{t}", defaults[t][1]))
+                 for t in TERMS}
+        return cls(prefs, config.get("relative_f"))
+
+    def requirements(self) -> list[LabelRequirement]:
+        req = []
+        if self.has["e"]:
+            req.append(LabelRequirement("energy", 1, atomic=False))
+        if self.has["f"] or self.has["pf"]:
+            req.append(LabelRequirement("force", 3, atomic=True))
+        if self.has["v"]:
+            req.append(LabelRequirement("virial", 9, atomic=False))
+        if self.has["ae"]:
+            req.append(LabelRequirement("atom_ener", 1, atomic=True))
+        if self.has["pf"]:
+            req.append(LabelRequirement("atom_pref", 1, atomic=True, default=1.0))
+        return req
+
+    def _pref(self, term: str, lr_ratio: tf.Tensor) -> tf.Tensor:
+        start, limit = self.prefs[term]
+        p = tf.constant(limit, tf.float32) + (tf.constant(start, tf.float32) - tf.constant(limit, tf.float32)) \
+            * tf.cast(lr_ratio, tf.float32)
+        return tf.cast(p, tf.float64)
+
+    def __call__(self, pred: Mapping[str, tf.Tensor], batch: Mapping[str, tf.Tensor],
+                 lr_ratio: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        natoms = tf.cast(tf.shape(pred["atom_energy"])[1], tf.float64)
+        loss = tf.constant(0.0, tf.float64)
+        metrics: dict[str, tf.Tensor] = {}
+        nan = tf.constant(float("nan"), tf.float64)
+
+        def add(term: str, l2: tf.Tensor, norm: tf.Tensor | float, rmse_scale: tf.Tensor | float) -> None:
+            nonlocal loss
+            find = tf.cast(batch[f"find_{LABEL_OF[term]}"], tf.float64)
+            loss = loss + self._pref(term, lr_ratio) * find * l2 * norm
+            metrics[f"rmse_{term}"] = tf.where(find > 0, tf.sqrt(l2) * rmse_scale, nan)
+
+        if self.has["e"]:
+            de = pred["energy"] - tf.reshape(batch["energy"], [-1])
+            add("e", tf.reduce_mean(de * de), 1.0 / natoms, 1.0 / natoms)
+        if self.has["f"] or self.has["pf"]:
+            df = pred["force"] - batch["force"]
+            if self.relative_f is not None:
+                norm = tf.norm(batch["force"], axis=-1, keepdims=True)
+                df = df / (norm + self.relative_f)
+            if self.has["f"]:
+                add("f", tf.reduce_mean(df * df), 1.0, 1.0)
+            if self.has["pf"]:
+                w = batch["atom_pref"]  # [nf, N, 1], broadcast over xyz
+                add("pf", tf.reduce_mean(w * df * df), 1.0, 1.0)
+        if self.has["v"]:
+            dv = pred["virial"] - batch["virial"]
+            add("v", tf.reduce_mean(dv * dv), 1.0 / natoms, 1.0 / natoms)
+        if self.has["ae"]:
+            da = pred["atom_energy"] - batch["atom_ener"][..., 0]
+            add("ae", tf.reduce_mean(da * da), 1.0, 1.0)
+        metrics = {"rmse": tf.sqrt(loss), **metrics}
+        return loss, metrics
+
+
+LABEL_OF = {"e": "energy", "f": "force", "v": "virial", "ae": "atom_ener", "pf": "atom_pref"}

@@ -1,0 +1,199 @@
+"""The multi-task model: one shared descriptor, one head (fitting net + output statistics) per task.
+
+``predict`` gives energies/forces/virials for energy heads and atomic/global tensors for dipole and
+polarizability heads. Forces and virials come from one gradient of the energy with respect to the pair vectors
+``r_ij`` (DeePMD's prod_force/prod_virial, written with autodiff): ``F = -dE/dx`` and
+``virial = -sum_ij (dE/dr_ij) (x) r_ij``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from mtbench.model.descriptor import Descriptor, NeighborSpec, build_descriptor, descriptor_from_dict
+from mtbench.model.env_mat import Neighbors, neighbor_types, pair_vectors
+from mtbench.model.fitting import Fitting, SharedLayers, fitting_class
+
+HEAD_KINDS = {"ener": "ener", "dipole": "dipole", "polar": "polar"}
+OUT_DIM = {"ener": 1, "dipole": 3, "polar": 9}
+
+NlistInputs = Mapping[NeighborSpec, tuple[tf.Tensor, tf.Tensor]]  # spec -> (idx [nf,N,nnei], shift [nf,N,nnei,3])
+
+
+class Head(tf.Module):
+    """A fitting net plus DeePMD's atomic-model output statistics (``out_bias``/``out_std``)."""
+
+    def __init__(self, fitting: Fitting, *, out_bias: np.ndarray | None = None, out_std: np.ndarray | None = None,
+                 atom_exclude_types: Sequence[int] = (), rcond: float | None = None,
+                 preset_out_bias: Any = None, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.fitting = fitting
+        self.kind = fitting.type_name
+        odim = OUT_DIM[self.kind]
+        nt = fitting.ntypes
+        self.out_bias = tf.Variable(np.zeros((1, nt, odim)) if out_bias is None
+                                    else np.asarray(out_bias, np.float64).reshape(1, nt, odim),
+                                    trainable=False, name="out_bias")
+        self.out_std = tf.Variable(np.ones((1, nt, odim)) if out_std is None
+                                   else np.asarray(out_std, np.float64).reshape(1, nt, odim),
+                                   trainable=False, name="out_std")
+        self.atom_exclude_types = [int(t) for t in atom_exclude_types]
+        self.rcond = rcond
+        self.preset_out_bias = preset_out_bias
+
+    def atomic(self, descriptor: tf.Tensor, rot_mat: tf.Tensor | None, atype: tf.Tensor,
+               fparam: tf.Tensor | None, aparam: tf.Tensor | None) -> tf.Tensor:
+        """Per-atom output [nf, nloc, odim] with the output bias applied and excluded atoms zeroed."""
+        out = self.fitting(descriptor, rot_mat, atype, fparam, aparam)
+        bias = self.out_bias[0]  # [ntypes, odim]
+        if self.kind == "ener":
+            out = out + tf.gather(bias, atype)
+        elif self.kind == "polar" and self.fitting.shift_diag:
+            diag = tf.reduce_mean(tf.linalg.diag_part(tf.reshape(bias, [-1, 3, 3])), axis=-1)  # [ntypes]
+            shift = tf.gather(diag, atype)[..., None] * tf.gather(self.fitting.scale, atype)  # [nf, nloc, 1]
+            out = out + shift * tf.reshape(tf.eye(3, dtype=out.dtype), [1, 1, 9])
+        if self.atom_exclude_types:
+            keep = tf.constant([0.0 if t in self.atom_exclude_types else 1.0 for t in range(self.fitting.ntypes)],
+                               tf.float64)
+            out = out * tf.gather(keep, atype)[..., None]
+        return out
+
+    def atomic_dict(self) -> dict[str, Any]:
+        return {"atom_exclude_types": list(self.atom_exclude_types), "pair_exclude_types": [],
+                "rcond": self.rcond, "preset_out_bias": self.preset_out_bias,
+                "@variables": {"out_bias": self.out_bias.numpy(), "out_std": self.out_std.numpy()}}
+
+
+class MultiTaskModel(tf.Module):
+    """Shared descriptor + named heads. Heads share fitting layers where their ``layer_name`` entries agree."""
+
+    def __init__(self, type_map: Sequence[str], descriptor: Descriptor, heads: Mapping[str, Head],
+                 name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.type_map = list(type_map)
+        self.ntypes = len(self.type_map)
+        self.descriptor = descriptor
+        self.heads = dict(heads)
+
+    # --- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, type_map: Sequence[str], descriptor_cfg: dict[str, Any],
+                    fitting_cfgs: Mapping[str, dict[str, Any]], seed: int | None = None) -> "MultiTaskModel":
+        """Fresh model from the spec's ``model`` section (multi-task: ``fitting_net_dict``)."""
+        rng = np.random.default_rng(seed)
+        descriptor = build_descriptor(descriptor_cfg, type_map, rng)
+        shared: SharedLayers = {}
+        heads = {}
+        for task, cfg in fitting_cfgs.items():
+            kind = cfg.get("type", "ener")
+            fit_rng = np.random.default_rng(None if seed is None else [seed, len(heads) + 1])
+            fitting = fitting_class(kind).build(cfg, ntypes=len(type_map), dim_descrpt=descriptor.dim_out,
+                                                dim_emb=descriptor.dim_emb, mixed_types=descriptor.mixed_types,
+                                                rng=fit_rng, shared=shared, type_map=type_map)
+            heads[task] = Head(fitting, atom_exclude_types=cfg.get("atom_exclude_types", []), name=task)
+        return cls(type_map, descriptor, heads)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"@class": "MTBenchModel", "@version": 1, "type_map": list(self.type_map),
+                "descriptor": self.descriptor.to_dict(),
+                "heads": {task: {"fitting": h.fitting.to_dict(), **h.atomic_dict()}
+                          for task, h in self.heads.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MultiTaskModel":
+        descriptor = descriptor_from_dict(data["descriptor"])
+        shared: SharedLayers = {}
+        heads = {}
+        for task, hd in data["heads"].items():
+            fitting = fitting_class(hd["fitting"]["type"]).from_dict(hd["fitting"], shared)
+            var = hd.get("@variables", {})
+            heads[task] = Head(fitting, out_bias=var.get("out_bias"), out_std=var.get("out_std"),
+                               atom_exclude_types=hd.get("atom_exclude_types", []), rcond=hd.get("rcond"),
+                               preset_out_bias=hd.get("preset_out_bias"), name=task)
+        return cls(data["type_map"], descriptor, heads)
+
+    def head_model_dict(self, task: str) -> dict[str, Any]:
+        """One head as DeePMD-kit's standard model dict (descriptor + fitting + output statistics)."""
+        head = self.heads[task]
+        atomic = head.atomic_dict()
+        return {"type_map": list(self.type_map), **atomic, "@class": "Model", "type": "standard",
+                "@version": 2, "descriptor": self.descriptor.to_dict(),
+                "fitting": head.fitting.to_dict(for_deepmd=True)}
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+    def neighbor_specs(self) -> list[NeighborSpec]:
+        return list(dict.fromkeys(self.descriptor.neighbor_specs()))
+
+    def trainable_variables_of(self, task: str) -> list[tf.Variable]:
+        """Variables one step on ``task`` updates: the descriptor's and this head's (shared layers once)."""
+        seen: dict[int, tf.Variable] = {}
+        for v in (*self.descriptor.trainable_variables, *self.heads[task].trainable_variables):
+            seen.setdefault(id(v), v)
+        return list(seen.values())
+
+    def _neighbors(self, coord: tf.Tensor, box: tf.Tensor, atype: tf.Tensor,
+                   nlists: NlistInputs) -> dict[NeighborSpec, Neighbors]:
+        out = {}
+        for spec in self.neighbor_specs():
+            idx, shift = nlists[spec]
+            rij, mask = pair_vectors(coord, box, idx, shift)
+            out[spec] = Neighbors(rij, mask, neighbor_types(atype, idx, self.ntypes))
+        return out
+
+    def predict(self, task: str, coord: tf.Tensor, box: tf.Tensor, atype: tf.Tensor, nlists: NlistInputs,
+                fparam: tf.Tensor | None = None, aparam: tf.Tensor | None = None, *,
+                do_force: bool = True) -> dict[str, tf.Tensor]:
+        """Predictions of head ``task`` for a batch of frames with the same atom count.
+
+        coord [nf, N, 3], box [nf, 3, 3] (zeros for non-periodic frames), atype [nf, N] int32.
+        Energy heads: ``atom_energy`` [nf, N], ``energy`` [nf], and with ``do_force`` ``force`` [nf, N, 3] and
+        ``virial`` [nf, 9]. Tensor heads: ``atomic`` [nf, N, 3|9] and ``global`` [nf, 3|9].
+        """
+        head = self.heads[task]
+        coord = tf.convert_to_tensor(coord, tf.float64)
+        box = tf.convert_to_tensor(box, tf.float64)
+        atype = tf.convert_to_tensor(atype, tf.int32)
+        if head.kind != "ener" or not do_force:
+            nbs = self._neighbors(coord, box, atype, nlists)
+            d = self.descriptor(nbs, atype)
+            atomic = head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam)
+            if head.kind == "ener":
+                ae = atomic[..., 0]
+                return {"atom_energy": ae, "energy": tf.reduce_sum(ae, axis=1)}
+            return {"atomic": atomic, "global": tf.reduce_sum(atomic, axis=1)}
+        with tf.GradientTape() as tape:
+            nbs = self._neighbors(coord, box, atype, nlists)
+            rijs = [nb.rij for nb in nbs.values()]
+            tape.watch(rijs)
+            d = self.descriptor(nbs, atype)
+            ae = head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam)[..., 0]
+            energy = tf.reduce_sum(ae, axis=1)
+        grads = tape.gradient(energy, rijs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        force, virial = None, None
+        nloc = tf.shape(coord)[1]
+        for (spec, nb), g in zip(nbs.items(), grads):
+            idx = nlists[spec][0]
+            f, v = forces_and_virial(g, nb.rij, idx, nloc)
+            force = f if force is None else force + f
+            virial = v if virial is None else virial + v
+        return {"atom_energy": ae, "energy": energy, "force": force, "virial": virial}
+
+
+def forces_and_virial(g: tf.Tensor, rij: tf.Tensor, idx: tf.Tensor, nloc: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """From ``g = dE/dr_ij`` [nf, N, nnei, 3]: forces [nf, N, 3] and virial [nf, 9].
+
+    ``r_ij = x_j - x_i`` so ``dE/dx_i = -sum_k g_ik + sum_{(a,k): j(a,k) = i} g_ak``.
+    """
+    nf = tf.shape(g)[0]
+    as_centre = tf.reduce_sum(g, axis=2)  # [nf, N, 3]
+    frame = tf.range(nf)[:, None, None]
+    seg = tf.where(idx >= 0, idx + frame * nloc, nf * nloc)  # padding goes to a dropped segment
+    as_neigh = tf.math.unsorted_segment_sum(tf.reshape(g, [-1, 3]), tf.reshape(seg, [-1]), nf * nloc + 1)
+    as_neigh = tf.reshape(as_neigh[:-1], [nf, nloc, 3])
+    force = as_centre - as_neigh
+    virial = -tf.einsum("fika,fikb->fab", g, rij)
+    return force, tf.reshape(virial, [nf, 9])
