@@ -38,10 +38,19 @@ def dpmodel_nlist(coord: np.ndarray, atype: np.ndarray, box: np.ndarray | None, 
 
 
 def randomize_stats(data: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """Nonzero davg/dstd/out_bias so that normalisation and biases are exercised."""
+    """Nonzero davg/dstd/out_bias so that normalisation and biases are exercised.
+
+    Like real statistics (and unlike arbitrary arrays) they keep the model rotation invariant: per centre type and
+    slot, a radial mean, a zero angular mean and one std shared by the three angular columns.
+    """
     var = data["descriptor"]["@variables"]
-    var["davg"] = rng.normal(0, 0.1, var["davg"].shape)
-    var["dstd"] = rng.uniform(0.5, 1.5, var["dstd"].shape)
+    davg = np.zeros_like(var["davg"])
+    davg[..., 0] = rng.normal(0, 0.1, davg.shape[:-1])
+    dstd = np.ones_like(var["dstd"])
+    dstd[..., 0] = rng.uniform(0.5, 1.5, dstd.shape[:-1])
+    if dstd.shape[-1] == 4:
+        dstd[..., 1:] = rng.uniform(0.5, 1.5, dstd.shape[:-1])[..., None]
+    var["davg"], var["dstd"] = davg, dstd
     data["@variables"]["out_bias"] = rng.normal(0, 1, data["@variables"]["out_bias"].shape)
     return data
 
