@@ -88,7 +88,8 @@ class TaskDataset:
 
     ``key`` is the spec path of this data section (e.g.
     ``training.data_dict.water.training_data``); errors name ``<key>.systems``,
-    ``<key>.batch_size`` and so on.
+    ``<key>.batch_size`` and so on (a key given as ``<section>.systems`` is taken as
+    ``<section>``).
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class TaskDataset:
         key: str = "training_data",
         fmt: str | None = None,
     ) -> None:
-        self.key = key
+        self.key = key.removesuffix(".systems")
         self.type_map = list(type_map)
         self.requirements = list(requirements)
         self.paths = expand_systems(systems, key=f"{key}.systems")
@@ -281,8 +282,8 @@ class TaskDataset:
         out = []
         for system in self.systems:
             data = system.neighbor_data(spec)
-            counts = (data.max_total,) if spec.mixed_types else tuple(int(c) for c in data.max_counts)
-            out.append(NeighborReport(system.path, counts, spec.sel, data.overflow, data.sel_suggestion))
+            counts = (data.max_total,) if data.spec.mixed_types else tuple(int(c) for c in data.max_counts)
+            out.append(NeighborReport(system.path, counts, data.spec.sel, data.overflow, data.sel_suggestion))
         return out
 
     def __repr__(self) -> str:

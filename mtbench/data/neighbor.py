@@ -63,6 +63,17 @@ class NeighborSpec:
         return sum(self.sel)
 
 
+def as_neighbor_spec(spec: object) -> NeighborSpec:
+    """A :class:`NeighborSpec` from anything with ``rcut``, ``sel`` and ``mixed_types``
+    (e.g. a descriptor's own named tuple), so both kinds key the same cached lists."""
+    if isinstance(spec, NeighborSpec):
+        return spec
+    try:
+        return NeighborSpec(spec.rcut, spec.sel, spec.mixed_types)  # type: ignore[attr-defined]
+    except AttributeError:
+        raise TypeError(f"not a neighbour spec (needs rcut, sel, mixed_types): {spec!r}") from None
+
+
 def normalize_coord(coord: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Wrap ``coord [..., N, 3]`` into ``box [..., 3, 3]`` exactly as DeePMD-kit does.
 
@@ -188,6 +199,7 @@ def build_neighbor_list(
     and ``counts [N, ntypes]`` int32, the neighbours of each type within ``rcut``
     before any truncation to ``sel``. ``box=None`` means no periodic boundary.
     """
+    spec = as_neighbor_spec(spec)
     coord = np.asarray(coord, dtype=np.float64).reshape(-1, 3)
     atype = np.asarray(atype, dtype=np.int64).reshape(-1)
     natoms = coord.shape[0]
@@ -308,6 +320,7 @@ def compute_neighbor_data(
 
     A progress bar appears only when the whole job is expected to take over 2 s.
     """
+    spec = as_neighbor_spec(spec)
     nframes, natoms = coords.shape[0], coords.shape[1]
     idx = np.full((nframes, natoms, spec.nnei), -1, dtype=np.int32)
     shifts: list[np.ndarray] = []

@@ -22,7 +22,12 @@ from mtbench.data.formats import (
     read_dpdata,
     read_npy_system,
 )
-from mtbench.data.neighbor import NeighborData, NeighborSpec, compute_neighbor_data
+from mtbench.data.neighbor import (
+    NeighborData,
+    NeighborSpec,
+    as_neighbor_spec,
+    compute_neighbor_data,
+)
 from mtbench.data.requirements import LabelRequirement
 from mtbench.errors import DataError, SpecError
 
@@ -276,6 +281,7 @@ class DeepmdSystem:
 
     def neighbor_data(self, spec: NeighborSpec) -> NeighborData:
         """Neighbour lists of all frames for ``spec``, computed once and cached."""
+        spec = as_neighbor_spec(spec)
         data = self._neighbors.get(spec)
         if data is None:
             data = compute_neighbor_data(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -48,6 +49,8 @@ def test_batch_size_rules_and_nbatches(three_systems):
     for bad in ("auto:x", "mixed:4", 0, [1, 2], "max"):
         with pytest.raises(SpecError, match=f"{KEY}.batch_size"):
             TaskDataset(three_systems, TYPE_MAP, [], batch_size=bad, key=KEY)
+    with pytest.raises(SpecError, match=f"{KEY}.batch_size"):
+        TaskDataset(three_systems, TYPE_MAP, [], batch_size="auto:0", key=f"{KEY}.systems")
 
 
 def test_system_probabilities(three_systems):
@@ -147,6 +150,20 @@ def test_periodic_and_nopbc_systems_in_one_dataset_with_neighbor_lists(three_sys
     _, max_counts, sel, overflow, suggestion = report[0]
     assert sel == (4, 4) and len(max_counts) == 2 and overflow == any(c > 4 for c in max_counts)
     assert isinstance(suggestion, tuple)
+
+
+def test_any_spec_with_rcut_sel_mixed_types_keys_the_batch(three_systems):
+    class OtherSpec(NamedTuple):  # e.g. a descriptor's own spec type
+        rcut: float
+        sel: tuple[int, ...]
+        mixed_types: bool
+
+    data = TaskDataset(three_systems, TYPE_MAP, [], batch_size=2)
+    other, ours = OtherSpec(3.0, (4, 4), False), NeighborSpec(3.0, (4, 4), False)
+    batch = data.get_batch(np.random.default_rng(0), sys_idx=0, nspecs=[other])
+    assert list(batch["nlist"]) == [other]
+    assert data.systems[0].neighbor_data(other) is data.systems[0].neighbor_data(ours)
+    assert data.neighbor_report(other) == data.neighbor_report(ours)
 
 
 def test_atomic_only_and_global_only_tensor_systems_in_one_dataset(tmp_path):
