@@ -13,15 +13,10 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from mtbench.data.neighbor import NeighborSpec
 from mtbench.model.env_mat import Neighbors
 
-
-class NeighborSpec(NamedTuple):
-    """Which neighbour list a descriptor needs (hashable; also the key of a batch's ``nlist`` dict)."""
-
-    rcut: float
-    sel: tuple[int, ...]
-    mixed_types: bool
+__all__ = ["NeighborSpec", "Descriptor", "DescriptorOutput"]
 
 
 class DescriptorOutput(NamedTuple):

@@ -1,0 +1,59 @@
+"""``python -m mtbench [hydra overrides]``: compose a spec with Hydra and train it.
+
+Examples::
+
+    python -m mtbench                                   # energy + dipole on built-in water data
+    python -m mtbench descriptor=se_atten fitting=ener_dipole_polar training.numb_steps=500
+    python -m mtbench --cfg job                         # show the composed config, train nothing
+    python -m mtbench -m training.fitting_weight.water_dipole=1,5,20   # a sweep
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from mtbench.errors import MtbenchError
+
+
+def _task_function(cfg: Any) -> float:
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from mtbench.run import configure_logging, configure_runtime, print_summary, run_training
+    from mtbench.spec.compose import cfg_to_spec
+
+    configure_logging()
+    configure_runtime()
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    choices = {k: str(v) for k, v in hc.runtime.choices.items() if not k.startswith("hydra") and v is not None}
+    overrides = list(hc.overrides.task)
+    tags = {**{f"config.{k}": v for k, v in choices.items()}, "overrides": " ".join(overrides) or "(none)"}
+    tracking = OmegaConf.to_container(cfg.get("tracking", {"backend": "none"}), resolve=True)
+    output_dir = Path(str(cfg.paths.output_dir)) if "paths" in cfg else Path("outputs")
+    try:
+        spec = cfg_to_spec(cfg)
+        summary = run_training(spec, run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
+                               output_dir=output_dir, tags=tags, extra_artifacts=[run_dir / ".hydra"],
+                               parent_run_id=cfg.get("parent_run_id"), progress=sys.stderr.isatty() or True)
+    except MtbenchError as exc:
+        print(f"mtbench: error: {exc}", file=sys.stderr)
+        if hc.mode is not None and str(hc.mode).endswith("MULTIRUN"):
+            raise
+        raise SystemExit(2) from None
+    print_summary(summary)
+    return float(summary["objective"])
+
+
+def main() -> None:
+    import hydra
+
+    from mtbench.spec.compose import conf_dir
+
+    hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task_function)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""One training run from a spec: validate, write ``input.json``, track, train, report.
+
+Both entry points (``python -m mtbench`` through Hydra and ``python -m mtbench.train input.json``) end here, so a
+Hydra-composed run and a plain DeePMD-style input.json run are tracked and reported the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mtbench")
+
+
+def configure_runtime(threads: int | None = None) -> None:
+    """Quiet TensorFlow's C++ logging and set thread pools (env ``MTBENCH_THREADS`` or TF's defaults)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    n = threads or int(os.environ.get("MTBENCH_THREADS", "0") or 0)
+    if n:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process
+            pass
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """mtbench messages as ``mtbench: warning: ...`` lines; other libraries stay quiet."""
+    logger = logging.getLogger("mtbench")
+    if not any(getattr(h, "_mtbench", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("mtbench: %(levelname)s: %(message)s"))
+        handler._mtbench = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def prepare_spec(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """Normalize (aliases, defaults) and validate; warnings are logged, errors raise ``SpecError``."""
+    from mtbench.spec.normalize import normalize_spec
+    from mtbench.spec.validate import validate_spec
+
+    spec = normalize_spec(dict(spec))
+    for warning in validate_spec(spec, base_dir=base_dir):
+        log.warning(warning)
+    return spec
+
+
+def objective(summary: Mapping[str, Any], weights: Mapping[str, float]) -> float:
+    """One number for sweepers: the weight-averaged final validation ``rmse`` over tasks."""
+    num = den = 0.0
+    for task, res in summary.get("final", {}).items():
+        v = res.get("val", {}).get("rmse", math.nan)
+        w = float(weights.get(task, 1.0))
+        if math.isfinite(v) and w > 0:
+            num += w * v
+            den += w
+    return num / den if den else math.nan
+
+
+def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str | Path | None = None,
+                 tracking: Mapping[str, Any] | None = None, output_dir: str | Path = "outputs",
+                 tags: Mapping[str, str] | None = None, extra_artifacts: list[Path] | None = None,
+                 parent_run_id: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train ``spec`` into ``run_dir``; returns the trainer's summary plus ``objective`` and ``run_id``."""
+    from mtbench.spec.io import write_spec
+    from mtbench.spec.tasks import describe_sharing, task_view
+    from mtbench.tracking import flatten_params, make_tracker
+
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = Path(base_dir).resolve() if base_dir is not None else None
+    spec = prepare_spec(spec, base)
+    input_json = write_spec(spec, run_dir / "input.json")
+    tracker = make_tracker(dict(tracking or {"backend": "none"}), Path(output_dir).resolve())
+    tasks = task_view(spec)
+    all_tags = {"mtbench.tasks": ",".join(tasks), **describe_sharing(spec), **dict(tags or {})}
+    tracker.start(experiment=(tracking or {}).get("experiment") or "mtbench",
+                  run_name=(tracking or {}).get("run_name"), params=flatten_params(spec), tags=all_tags,
+                  run_dir=run_dir, parent_run_id=parent_run_id)
+    tracker.log_artifact(input_json)
+    status = "FAILED"
+    try:
+        from mtbench.train.trainer import Trainer
+
+        trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress)
+        summary = trainer.train()
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        for path in sorted(run_dir.glob("lcurve.*.out")) + list(extra_artifacts or []):
+            if Path(path).exists():
+                tracker.log_artifact(path)
+        tracker.finish(status)
+    summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
+    summary["run_id"] = getattr(tracker, "run_id", None)
+    (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+    summary["tracking"] = tracker.describe()
+    return summary
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def print_summary(summary: Mapping[str, Any]) -> None:
+    """Final metrics per task as a table, then where the run lives and how to open it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"mtbench: {summary['steps']} steps in {summary['wall_s']:.1f} s")
+    table.add_column("task")
+    table.add_column("steps trained", justify="right")
+    table.add_column("fraction", justify="right")
+    table.add_column("final validation", justify="left")
+    for task, res in summary.get("final", {}).items():
+        val = ", ".join(f"{k}={v:.3g}" for k, v in res.get("val", {}).items() if math.isfinite(v))
+        table.add_row(task, str(summary["counts"].get(task, 0)), f"{summary['fractions'].get(task, 0):.2f}",
+                      val or "-")
+    console.print(table)
+    console.print(f"run directory: {summary['run_dir']}")
+    if summary.get("tracking"):
+        console.print(summary["tracking"])

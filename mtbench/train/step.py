@@ -1,0 +1,98 @@
+"""Compiled per-task training and evaluation steps with fixed, shape-polymorphic signatures.
+
+Each task gets one ``tf.function`` whose input signature leaves frames and atoms as ``None``, so a training run
+traces each step once per task however many systems (atom counts) its data has. ``trace_counts`` records traces
+(the CI guard against retracing reads it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from mtbench.data.requirements import LabelRequirement
+from mtbench.loss import Loss
+from mtbench.model.descriptor import NeighborSpec
+from mtbench.model.multitask import MultiTaskModel
+from mtbench.train.optimizer import Adam
+
+
+def batch_signature(requirements: Sequence[LabelRequirement], nspecs: Sequence[NeighborSpec],
+                    numb_fparam: int = 0, numb_aparam: int = 0) -> dict[str, tf.TensorSpec]:
+    sig: dict[str, tf.TensorSpec] = {
+        "coord": tf.TensorSpec([None, None, 3], tf.float64),
+        "box": tf.TensorSpec([None, 3, 3], tf.float64),
+        "atype": tf.TensorSpec([None, None], tf.int32),
+    }
+    for k, spec in enumerate(nspecs):
+        nnei = sum(spec.sel)
+        sig[f"idx_{k}"] = tf.TensorSpec([None, None, nnei], tf.int32)
+        sig[f"shift_{k}"] = tf.TensorSpec([None, None, nnei, 3], tf.int8)
+    for req in requirements:
+        shape = [None, None, req.ndof] if req.atomic else [None, req.ndof]
+        sig[req.key] = tf.TensorSpec(shape, tf.float64)
+        sig[f"find_{req.key}"] = tf.TensorSpec([], tf.float64)
+    if numb_fparam:
+        sig["fparam"] = tf.TensorSpec([None, numb_fparam], tf.float64)
+    if numb_aparam:
+        sig["aparam"] = tf.TensorSpec([None, None, numb_aparam], tf.float64)
+    return sig
+
+
+def to_inputs(batch: Mapping[str, Any], signature: Mapping[str, tf.TensorSpec],
+              nspecs: Sequence[NeighborSpec]) -> dict[str, tf.Tensor]:
+    """Numpy batch from the data layer -> the tensors of ``signature`` (same keys, dtypes and ranks)."""
+    out: dict[str, tf.Tensor] = {}
+    for k, spec in enumerate(nspecs):
+        idx, shift = batch["nlist"][spec]
+        out[f"idx_{k}"] = tf.convert_to_tensor(idx, tf.int32)
+        out[f"shift_{k}"] = tf.convert_to_tensor(shift, tf.int8)
+    for key, ts in signature.items():
+        if key in out:
+            continue
+        value = np.asarray(batch[key])
+        if key == "atype":
+            value = value.astype(np.int32)
+        if ts.shape.rank == 0:
+            value = value.reshape(())
+        out[key] = tf.convert_to_tensor(value, ts.dtype)
+    return out
+
+
+class TaskSteps:
+    """The compiled train/eval steps of one task."""
+
+    def __init__(self, model: MultiTaskModel, task: str, loss: Loss, optimizer: Adam,
+                 signature: Mapping[str, tf.TensorSpec], *, jit_compile: bool = False) -> None:
+        self.model, self.task, self.loss, self.optimizer = model, task, loss, optimizer
+        self.nspecs = model.neighbor_specs()
+        self.signature = dict(signature)
+        self.variables = model.trainable_variables_of(task)
+        self.need_force = model.heads[task].kind == "ener" and any(k in signature for k in ("force", "virial"))
+        self.trace_counts = {"train": 0, "eval": 0}
+        sig = [self.signature, tf.TensorSpec([], tf.float64), tf.TensorSpec([], tf.float64)]
+        self.train = tf.function(self._train, input_signature=sig, jit_compile=jit_compile)
+        self.eval = tf.function(self._eval, input_signature=[self.signature, tf.TensorSpec([], tf.float64)],
+                                jit_compile=jit_compile)
+
+    def _predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        nlists = {spec: (batch[f"idx_{k}"], batch[f"shift_{k}"]) for k, spec in enumerate(self.nspecs)}
+        return self.model.predict(self.task, batch["coord"], batch["box"], batch["atype"], nlists,
+                                  batch.get("fparam"), batch.get("aparam"), do_force=self.need_force)
+
+    def _train(self, batch: Mapping[str, tf.Tensor], lr: tf.Tensor, lr_ratio: tf.Tensor):
+        self.trace_counts["train"] += 1
+        with tf.GradientTape() as tape:
+            pred = self._predict(batch)
+            loss, metrics = self.loss(pred, batch, lr_ratio)
+        grads = tape.gradient(loss, self.variables)
+        self.optimizer.apply(grads, lr)
+        return loss, metrics
+
+    def _eval(self, batch: Mapping[str, tf.Tensor], lr_ratio: tf.Tensor):
+        self.trace_counts["eval"] += 1
+        pred = self._predict(batch)
+        return self.loss(pred, batch, lr_ratio)

@@ -1,0 +1,312 @@
+"""The multi-task training loop.
+
+Every step draws one task with probability ``fitting_weight[task] / sum`` and takes one Adam step (that task's own
+Adam state) on its loss; every ``disp_freq`` steps each task is validated and everything is written to the per-task
+lcurve files and the tracker; checkpoints every ``save_freq`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from mtbench.data.dataset import TaskDataset
+from mtbench.data.requirements import LabelRequirement
+from mtbench.errors import SpecError
+from mtbench.loss import Loss, build_loss
+from mtbench.model.multitask import MultiTaskModel
+from mtbench.spec.paths import resolve_system_path
+from mtbench.spec.tasks import TaskSpec, task_view
+from mtbench.train import statistics
+from mtbench.train.checkpoint import load_checkpoint, save_checkpoint
+from mtbench.train.lr import ExpDecayLR
+from mtbench.train.optimizer import Adam
+from mtbench.train.progress import TrainingProgress
+from mtbench.train.sampler import TaskSampler
+from mtbench.train.step import TaskSteps, batch_signature, to_inputs
+
+log = logging.getLogger("mtbench")
+
+
+@dataclass
+class TaskRuntime:
+    """Everything the loop needs for one task."""
+
+    spec: TaskSpec
+    loss: Loss
+    train_data: TaskDataset
+    val_data: TaskDataset | None
+    lr: ExpDecayLR
+    optimizer: Adam
+    steps: TaskSteps
+    numb_btch: int
+    train_rng: np.random.Generator
+    val_rng: np.random.Generator
+    window: list[dict[str, float]] = field(default_factory=list)  # train metrics since the last display
+    lcurve: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def _systems(data_cfg: Mapping[str, Any], base_dir: Path | None) -> list[str]:
+    systems = data_cfg["systems"]
+    if isinstance(systems, str):
+        systems = [systems]
+    return [resolve_system_path(s, base_dir) for s in systems]
+
+
+def label_requirements(task: TaskSpec, loss: Loss) -> list[LabelRequirement]:
+    req = list(loss.requirements())
+    nf = int(task.fitting_net.get("numb_fparam", 0) or 0)
+    na = int(task.fitting_net.get("numb_aparam", 0) or 0)
+    if nf:
+        req.append(LabelRequirement("fparam", nf, atomic=False, must=True))
+    if na:
+        req.append(LabelRequirement("aparam", na, atomic=True, must=True))
+    return req
+
+
+def check_labels(task: TaskSpec, requirements: list[LabelRequirement], data: TaskDataset, which: str) -> None:
+    """A label that a nonzero loss prefactor needs must exist in at least one system of the task's data."""
+    for req in requirements:
+        if req.must:
+            continue
+        if not any(s.has_label(req.key) for s in data.systems):
+            raise SpecError(f"loss_dict.{task.name}", f"needs '{req.key}' labels ({req.key}.npy) but none of the "
+                            f"{len(data.systems)} system(s) of training.data_dict.{task.name}.{which} has them; "
+                            f"set the matching prefactor to 0 or add the labels")
+
+
+class Trainer:
+    """Builds the model, data and optimizers from a normalized spec, then trains."""
+
+    def __init__(self, spec: Mapping[str, Any], run_dir: str | Path, *, base_dir: str | Path | None = None,
+                 tracker: Any = None, progress: bool = True, jit_compile: bool = False) -> None:
+        self.spec = spec
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.base_dir = Path(base_dir) if base_dir is not None else None
+        self.tracker = tracker
+        self.show_progress = progress
+        self.jit_compile = jit_compile
+        training = spec["training"]
+        self.numb_steps = int(training["numb_steps"])
+        self.disp_freq = int(training.get("disp_freq", 1000))
+        self.save_freq = int(training.get("save_freq", 1000))
+        self.max_ckpt_keep = int(training.get("max_ckpt_keep", 5))
+        self.seed = training.get("seed")
+        self.type_map = list(spec["model"]["type_map"])
+        self.tasks = task_view(spec)
+        self.step = 0
+        self.history: dict[str, list[dict[str, float]]] = {t: [] for t in self.tasks}
+        self._setup()
+
+    # --- setup --------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        seq = np.random.SeedSequence(self.seed)
+        children = seq.spawn(1 + 2 * len(self.tasks))
+        self.sampler = TaskSampler(list(self.tasks), {t: ts.weight for t, ts in self.tasks.items()},
+                                   np.random.default_rng(children[0]))
+        restart = self.spec["training"].get("restart")
+        ckpt = load_checkpoint(restart) if restart else None
+        if ckpt is not None:
+            self.model = MultiTaskModel.from_dict(ckpt["model"])
+        else:
+            self.model = self._fresh_model()
+        nspecs = self.model.neighbor_specs()
+        self.runtime: dict[str, TaskRuntime] = {}
+        ntypes = len(self.type_map)
+        for k, (name, ts) in enumerate(self.tasks.items()):
+            loss = build_loss(ts.loss, ts.fitting_net, ntypes)
+            req = label_requirements(ts, loss)
+            key = f"training.data_dict.{name}" if "data_dict" in self.spec["training"] else "training"
+            tcfg = ts.training_data
+            train_data = TaskDataset(_systems(tcfg, self.base_dir), self.type_map, req,
+                                     batch_size=tcfg.get("batch_size", "auto"), sys_probs=tcfg.get("sys_probs"),
+                                     auto_prob=tcfg.get("auto_prob", "prob_sys_size"),
+                                     key=f"{key}.training_data")
+            check_labels(ts, req, train_data, "training_data")
+            vcfg = ts.validation_data
+            val_data = None
+            if vcfg:
+                val_data = TaskDataset(_systems(vcfg, self.base_dir), self.type_map, req,
+                                       batch_size=vcfg.get("batch_size", 1), sys_probs=vcfg.get("sys_probs"),
+                                       auto_prob=vcfg.get("auto_prob", "prob_sys_size"),
+                                       key=f"{key}.validation_data")
+            lr = ExpDecayLR.from_config(ts.learning_rate, self.numb_steps)
+            opt = Adam(self.model.trainable_variables_of(name), name=f"adam_{name}")
+            sig = batch_signature(req, nspecs, int(ts.fitting_net.get("numb_fparam", 0) or 0),
+                                  int(ts.fitting_net.get("numb_aparam", 0) or 0))
+            steps = TaskSteps(self.model, name, loss, opt, sig, jit_compile=self.jit_compile)
+            self.runtime[name] = TaskRuntime(
+                spec=ts, loss=loss, train_data=train_data, val_data=val_data, lr=lr, optimizer=opt, steps=steps,
+                numb_btch=int((vcfg or {}).get("numb_btch", 1)),
+                train_rng=np.random.default_rng(children[1 + 2 * k]),
+                val_rng=np.random.default_rng(children[2 + 2 * k]))
+        self.neighbor_reports = statistics.report_neighbors(self.runtime, nspecs, self.model)
+        if ckpt is not None:
+            self._restore(ckpt)
+        elif not self.spec["training"].get("_skip_stats", False):
+            statistics.compute_statistics(self.model, self.runtime, int(self.spec["model"].get("data_stat_nbatch",
+                                                                                                10)))
+
+    def _fresh_model(self) -> MultiTaskModel:
+        model_cfg = self.spec["model"]
+        fittings = {t: ts.fitting_net for t, ts in self.tasks.items()}
+        seed = model_cfg["descriptor"].get("seed", self.seed)
+        return MultiTaskModel.from_config(self.type_map, model_cfg["descriptor"], fittings, seed=seed)
+
+    def _restore(self, ckpt: Mapping[str, Any]) -> None:
+        state = ckpt["state"]
+        self.step = int(state["step"])
+        self.sampler.set_state(state["sampler"])
+        for name, rt in self.runtime.items():
+            rt.optimizer.set_state(ckpt["optimizers"][name])
+            ts = state["tasks"][name]
+            rt.train_rng.bit_generator.state = ts["train_rng"]
+            rt.val_rng.bit_generator.state = ts["val_rng"]
+            rt.train_data.set_state(ts["train_data"])
+            if rt.val_data is not None and ts.get("val_data") is not None:
+                rt.val_data.set_state(ts["val_data"])
+        log.info("restarted from %s at step %d", ckpt["path"], self.step)
+
+    # --- checkpoints --------------------------------------------------------------------------------------
+    def trainer_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "sampler": self.sampler.get_state(),
+            "tasks": {name: {"train_rng": rt.train_rng.bit_generator.state,
+                             "val_rng": rt.val_rng.bit_generator.state,
+                             "train_data": rt.train_data.get_state(),
+                             "val_data": None if rt.val_data is None else rt.val_data.get_state()}
+                      for name, rt in self.runtime.items()},
+        }
+
+    def save(self) -> Path:
+        folder = self.run_dir / "checkpoints"
+        path = save_checkpoint(folder / f"{self.spec['training'].get('save_ckpt', 'model.ckpt')}-{self.step}.h5",
+                               model=self.model.to_dict(),
+                               optimizers={t: rt.optimizer.get_state() for t, rt in self.runtime.items()},
+                               state=self.trainer_state(), spec=dict(self.spec))
+        kept = sorted(folder.glob("*.h5"), key=lambda p: p.stat().st_mtime)
+        for old in kept[: max(0, len(kept) - self.max_ckpt_keep)]:
+            old.unlink(missing_ok=True)
+        return path
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+    def validate(self, rt: TaskRuntime) -> dict[str, float]:
+        """DeePMD's validation: ``numb_btch`` batches, per-batch RMSEs averaged with weight = atom count.
+
+        Unlike DeePMD, a batch without some label does not turn the whole column into NaN: the average runs over
+        the batches that have it (NaN only if none has).
+        """
+        if rt.val_data is None:
+            return {}
+        ratio = tf.constant(rt.lr.ratio(self.step), tf.float64)
+        sums: dict[str, float] = {}
+        weights: dict[str, float] = {}
+        for _ in range(rt.numb_btch):
+            batch = rt.val_data.get_batch(rt.val_rng, nspecs=rt.steps.nspecs)
+            _, metrics = rt.steps.eval(to_inputs(batch, rt.steps.signature, rt.steps.nspecs), ratio)
+            w = float(batch["natoms"])
+            for k, v in metrics.items():
+                v = float(v)
+                if math.isfinite(v):
+                    sums[k] = sums.get(k, 0.0) + w * v
+                    weights[k] = weights.get(k, 0.0) + w
+        return {k: (sums[k] / weights[k] if k in weights else float("nan")) for k in rt.loss.metric_names}
+
+    # --- loop ---------------------------------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        """Run from the current step to ``numb_steps``; returns a summary (final metrics, counts, timing)."""
+        from mtbench.train.lcurve import LcurveWriter
+
+        writers = {name: LcurveWriter(self.run_dir / f"lcurve.{name}.out", rt.loss.metric_names,
+                                      append=self.step > 0) for name, rt in self.runtime.items()}
+        self._log_neighbor_metrics()
+        progress = TrainingProgress(self.numb_steps, list(self.runtime), enabled=self.show_progress,
+                                    start=self.step)
+        t_start = time.perf_counter()
+        last_disp_time, last_disp_step = t_start, self.step
+        final: dict[str, dict[str, float]] = {}
+        with progress:
+            if self.step == 0:
+                final = self._display(writers, 0.0, progress)
+            while self.step < self.numb_steps:
+                task = self.sampler.draw()
+                rt = self.runtime[task]
+                batch = rt.train_data.get_batch(rt.train_rng, nspecs=rt.steps.nspecs)
+                lr = rt.lr.value(self.step)
+                _, metrics = rt.steps.train(to_inputs(batch, rt.steps.signature, rt.steps.nspecs),
+                                            tf.constant(lr, tf.float64),
+                                            tf.constant(rt.lr.ratio(self.step), tf.float64))
+                rt.window.append({k: float(v) for k, v in metrics.items()})
+                self.step += 1
+                progress.advance(task, rt.window[-1].get("rmse", float("nan")))
+                if self.step % self.disp_freq == 0 or self.step == self.numb_steps:
+                    now = time.perf_counter()
+                    step_s = (now - last_disp_time) / max(self.step - last_disp_step, 1)
+                    final = self._display(writers, step_s, progress)
+                    last_disp_time, last_disp_step = time.perf_counter(), self.step
+                if self.step % self.save_freq == 0 or self.step == self.numb_steps:
+                    self.save()
+        wall = time.perf_counter() - t_start
+        for w in writers.values():
+            w.close()
+        return {"steps": self.step, "wall_s": wall, "final": final, "counts": dict(self.sampler.counts),
+                "fractions": self.sampler.fractions(), "run_dir": str(self.run_dir)}
+
+    def _display(self, writers: Mapping[str, Any], step_s: float, progress: TrainingProgress) -> dict:
+        metrics: dict[str, float] = {}
+        final: dict[str, dict[str, float]] = {}
+        for name, rt in self.runtime.items():
+            val = self.validate(rt)
+            trn = _window_mean(rt.window, rt.loss.metric_names)
+            rt.window.clear()
+            lr = rt.lr.value(self.step)
+            writers[name].write(self.step, val, trn, lr)
+            final[name] = {"val": val, "trn": trn}
+            self.history[name].append({"step": self.step, **{f"val_{k}": v for k, v in val.items()}})
+            for k, v in val.items():
+                metrics[f"val/{name}/{k}"] = v
+            for k, v in trn.items():
+                metrics[f"train/{name}/{k}"] = v
+            metrics[f"sampling/{name}/count"] = float(self.sampler.counts[name])
+            metrics[f"sampling/{name}/fraction"] = self.sampler.fractions()[name]
+            progress.set_val(name, val.get("rmse", float("nan")))
+        metrics["lr"] = next(iter(self.runtime.values())).lr.value(self.step)
+        if self.step > 0:
+            metrics["time/step_s"] = step_s
+        if self.tracker is not None:
+            self.tracker.log_metrics(metrics, step=self.step)
+        return final
+
+    def _log_neighbor_metrics(self) -> None:
+        if self.tracker is None:
+            return
+        metrics = {}
+        for task, reports in self.neighbor_reports.items():
+            for spec, max_counts in reports.items():
+                for t, c in enumerate(max_counts):
+                    metrics[f"data/{task}/max_neighbors/{self.type_map[t] if t < len(self.type_map) else t}"] = \
+                        float(c)
+        if metrics:
+            self.tracker.log_metrics(metrics, step=0)
+
+
+def _window_mean(window: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for k in names:
+        vals = [w[k] for w in window if k in w and math.isfinite(w[k])]
+        out[k] = float(np.mean(vals)) if vals else float("nan")
+    return out
