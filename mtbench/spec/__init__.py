@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from mtbench.spec.io import load_spec, write_spec
 from mtbench.spec.normalize import is_multi_task, normalize_spec
-from mtbench.spec.paths import expand_systems, resolve_system_path
+from mtbench.spec.paths import resolve_system_path
 from mtbench.spec.tasks import TaskSpec, describe_sharing, task_probabilities, task_view
 from mtbench.spec.validate import validate_spec
 
 __all__ = [
     "TaskSpec",
     "describe_sharing",
-    "expand_systems",
     "is_multi_task",
     "load_spec",
     "normalize_spec",

@@ -56,9 +56,20 @@ def write_spec(spec: Mapping[str, Any], path: str | Path) -> Path:
 
         text = yaml.safe_dump(_plain(spec), sort_keys=False)
     else:
-        text = json.dumps(_plain(spec), indent=4) + "\n"
+        text = _json(_plain(spec), 0) + "\n"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _json(value: Any, depth: int) -> str:
+    """Indented JSON like ``json.dumps(indent=4)``, but lists of scalars stay on one line."""
+    pad, inner = "    " * depth, "    " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k)}: {_json(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(f"{inner}{_json(v, depth + 1)}" for v in value) + f"\n{pad}]"
+    return json.dumps(value)
 
 
 def _plain(value: Any) -> Any:

@@ -21,9 +21,6 @@ BUILTIN_SYSTEMS: tuple[str, ...] = tuple(
 )
 """Names accepted after ``builtin:`` (kept in step with mtbench.data.synthetic)."""
 
-HDF5_SUFFIXES = (".h5", ".hdf5")
-
-
 def is_builtin(path: str) -> bool:
     """Whether ``path`` names built-in data (``builtin:<name>``)."""
     return path.startswith(BUILTIN_PREFIX)
@@ -48,6 +45,7 @@ def resolve_system_path(path: str, base_dir: Path | None) -> str:
 
     Relative paths resolve against ``base_dir`` (the input file's folder), or the current
     directory when ``base_dir`` is None. An HDF5 ``file.h5#/group`` keeps its ``#`` part.
+    Folders holding several systems are expanded later, by the data layer.
     """
     if is_builtin(path):
         from mtbench.data.synthetic import builtin_path  # lazy: generation pulls in ASE
@@ -58,22 +56,6 @@ def resolve_system_path(path: str, base_dir: Path | None) -> str:
     if not resolved.is_absolute():
         resolved = (base_dir if base_dir is not None else Path.cwd()) / resolved
     return str(resolved.resolve()) + sep + inner
-
-
-def expand_systems(systems: str | Sequence[str], base_dir: Path | None) -> list[str]:
-    """Resolved system folders, with DeePMD-kit's rule for a single string.
-
-    A string that is itself a system (holds ``type.raw``) or an HDF5 file is one system;
-    any other string is a root searched recursively for folders holding ``type.raw``
-    (sorted). A list is taken entry by entry, without searching.
-    """
-    if isinstance(systems, str):
-        root = resolve_system_path(systems, base_dir)
-        path = Path(root.partition("#")[0])
-        if is_builtin(systems) or path.suffix in HDF5_SUFFIXES or (path / "type.raw").is_file():
-            return [root]
-        return sorted(str(p.parent) for p in path.rglob("type.raw"))
-    return [resolve_system_path(s, base_dir) for s in systems]
 
 
 def check_systems(systems: object, base_dir: Path | None, key: str) -> None:
@@ -94,12 +76,7 @@ def check_systems(systems: object, base_dir: Path | None, key: str) -> None:
         path = Path(resolve_system_path(entry, base_dir).partition("#")[0])
         if not path.exists():
             raise SpecError(where, f"data system {entry!r} not found (looked for {path})")
-        if path.is_file():
-            if path.suffix not in HDF5_SUFFIXES:
-                raise SpecError(where, f"{entry!r} is a file; a system is a deepmd/npy folder or an HDF5 file")
-            continue
-        if isinstance(systems, str):
-            if not (path / "type.raw").is_file() and next(path.rglob("type.raw"), None) is None:
-                raise SpecError(where, f"no deepmd/npy system (folder with type.raw) under {path}")
-        elif not (path / "type.raw").is_file():
-            raise SpecError(where, f"{path} is not a deepmd/npy system (no type.raw)")
+        # like mtbench.data.system.expand_systems: a file is read through dpdata, a folder is a
+        # system (type.raw) or a root searched for systems
+        if path.is_dir() and not (path / "type.raw").is_file() and next(path.rglob("type.raw"), None) is None:
+            raise SpecError(where, f"no deepmd/npy system (folder with type.raw) in or below {path}")

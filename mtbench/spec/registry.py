@@ -118,13 +118,13 @@ _ATTEN_COMMON: Schema = {
     "tebd_dim": _o(8, "int"),
     "concat_output_tebd": _o(True, "bool"),
     "ln_eps": _o(None, *NUM, "null", doc="LayerNorm epsilon; null = the implementation's default"),
-    "trainable_ln": _o(True, "bool", status="fixed"),
+    "trainable_ln": _o(True, "bool"),
+    "use_tebd_bias": _o(False, "bool"),
+    "scaling_factor": _o(1.0, *NUM),
+    "normalize": _o(True, "bool"),
+    "temperature": _o(None, *NUM, "null", doc="attention scale; null = (attn * scaling_factor) ** 0.5"),
+    "lmax": _o(OMIT, "int", "null", doc="v3 env-matrix order; only 1 (DPA-1) is implemented"),
     "use_econf_tebd": _o(False, "bool", status="fixed"),
-    "use_tebd_bias": _o(False, "bool", status="fixed"),
-    "scaling_factor": _o(1.0, *NUM, status="fixed"),
-    "normalize": _o(True, "bool", status="fixed"),
-    "temperature": _o(None, *NUM, "null", status="fixed"),
-    "lmax": _o(None, "int", "null", status="fixed"),
 }
 SE_ATTEN: Schema = {
     **_ATTEN_COMMON,
@@ -261,7 +261,7 @@ TYPE_EMBEDDING: Schema = {
     "trainable": _o(True, "bool"),
     "seed": _o(None, "int", "null"),
     "use_econf_tebd": _o(False, "bool", status="fixed"),
-    "use_tebd_bias": _o(False, "bool", status="fixed"),
+    "use_tebd_bias": _o(False, "bool"),
 }
 
 MODEL: Schema = {

@@ -16,7 +16,7 @@ def test_json_round_trip_and_base_dir(tmp_path: Path):
     loaded, base = load_spec(path)
     assert loaded == spec
     assert base == (tmp_path / "run").resolve()
-    assert path.read_text().startswith("{\n    \"model\"")
+    assert path.read_text().startswith('{\n    "model": {\n        "type_map": ["O", "H"]\n')
 
 
 def test_yaml_round_trip(tmp_path: Path):
@@ -57,3 +57,10 @@ def test_numpy_scalars_are_written_as_numbers(tmp_path: Path):
     np = pytest.importorskip("numpy")
     loaded, _ = load_spec(write_spec({"a": np.float64(0.5), "b": (np.int64(3),)}, tmp_path / "s.json"))
     assert loaded == {"a": 0.5, "b": [3]}
+
+
+def test_written_json_is_readable_and_exact(tmp_path: Path):
+    spec = {"a": {"b": [[0, 1], [1, 1]], "c": [{"x": 1.5e-8}, {}], "d": [], "e": {}, "f": "[x]"}}
+    path = write_spec(spec, tmp_path / "s.json")
+    assert load_spec(path)[0] == spec
+    assert '"b": [\n            [0, 1],\n            [1, 1]\n        ]' in path.read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mtbench.errors import SpecError
-from mtbench.spec.paths import BUILTIN_SYSTEMS, check_systems, expand_systems, resolve_system_path
+from mtbench.spec.paths import BUILTIN_SYSTEMS, check_systems, resolve_system_path
 
 
 @pytest.fixture()
@@ -54,20 +54,17 @@ def test_relative_paths_resolve_against_base_dir(tmp_path: Path, monkeypatch: py
     assert resolve_system_path("file.h5#/group/a", tmp_path) == str((tmp_path / "file.h5").resolve()) + "#/group/a"
 
 
-def test_expand_string_root_finds_systems_sorted(tmp_path: Path):
-    for name in ("b/sys1", "a/sys0", "a/sys0/not_nested_twice"):
-        (tmp_path / name).mkdir(parents=True, exist_ok=True)
-    (tmp_path / "b/sys1/type.raw").write_text("0\n")
-    (tmp_path / "a/sys0/type.raw").write_text("0\n")
-    root = str(tmp_path)
-    assert expand_systems(".", tmp_path) == [str(tmp_path / "a/sys0"), str(tmp_path / "b/sys1")]
-    assert expand_systems("a/sys0", tmp_path) == [str(tmp_path / "a/sys0")]
-    assert expand_systems(["b/sys1", "a/sys0"], Path(root)) == [str(tmp_path / "b/sys1"), str(tmp_path / "a/sys0")]
-
-
-def test_hdf5_file_is_a_system(tmp_path: Path):
-    (tmp_path / "data.h5").write_bytes(b"")
-    check_systems(["data.h5#/water"], tmp_path, "k")
-    (tmp_path / "notes.txt").write_text("")
-    with pytest.raises(SpecError, match=r"k\[0\]: 'notes.txt' is a file"):
-        check_systems(["notes.txt"], tmp_path, "k")
+def test_folders_and_files_accepted_like_the_data_layer(tmp_path: Path):
+    (tmp_path / "root" / "a" / "sys0").mkdir(parents=True)
+    (tmp_path / "root" / "a" / "sys0" / "type.raw").write_text("0\n")
+    (tmp_path / "frames.extxyz").write_text("")
+    check_systems(["root", "root/a/sys0", "frames.extxyz"], tmp_path, "k")  # root, system, dpdata file
+    check_systems("root", tmp_path, "k")
+    check_systems(["frames.extxyz#ignored"], tmp_path, "k")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpecError, match=r"^k\[1\]: no deepmd/npy system \(folder with type.raw\) in or below"):
+        check_systems(["root", "empty"], tmp_path, "k")
+    with pytest.raises(SpecError, match=r"^k: data system 'nope' not found"):
+        check_systems("nope", tmp_path, "k")
+    with pytest.raises(SpecError, match=r"^k\[0\]: expected a path string"):
+        check_systems([3], tmp_path, "k")

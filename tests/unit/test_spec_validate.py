@@ -325,11 +325,11 @@ def test_relative_paths_resolve_against_base_dir(tmp_path: Path):
     assert validate_spec(spec, base_dir=tmp_path / "elsewhere", check_paths=False) == []
 
 
-def test_folder_without_type_raw_is_not_a_system(tmp_path: Path):
+def test_folder_without_any_system_is_an_error(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     spec = base_single()
     spec["training"]["training_data"]["systems"] = [str(tmp_path / "empty")]
-    with pytest.raises(SpecError, match=r"systems\[0\]: .* is not a deepmd/npy system \(no type\.raw\)"):
+    with pytest.raises(SpecError, match=r"training\.training_data\.systems\[0\]: no deepmd/npy system"):
         validate_spec(spec)
     spec["training"]["training_data"]["systems"] = str(tmp_path / "empty")
     with pytest.raises(SpecError, match=r"training\.training_data\.systems: no deepmd/npy system"):
