@@ -274,3 +274,19 @@ def test_every_registry_default_is_a_fresh_copy():
     b = normalize_spec(single())
     assert b["model"]["descriptor"]["exclude_types"] == []
     assert reg.SE_E2_A["exclude_types"].default == []
+
+
+def test_hybrid_sub_descriptors_normalised_in_order():
+    spec = single()
+    spec["model"]["descriptor"] = {"type": "hybrid", "list": [
+        {"type": "se_a", "sel": [4, 8], "rcut": 3.0, "_comment": "short range"},
+        {"type": "se_r", "sel": [8, 16], "rcut": 5.0},
+    ]}
+    desc = normalize_spec(spec)["model"]["descriptor"]
+    assert [d["type"] for d in desc["list"]] == ["se_e2_a", "se_e2_r"]
+    assert desc["list"][0]["axis_neuron"] == 4 and "axis_neuron" not in desc["list"][1]
+    assert "_comment" not in desc["list"][0]
+    assert validate_spec(spec) == []
+    spec["model"]["descriptor"]["list"][1]["rcut_smth"] = 6.0
+    with pytest.raises(SpecError, match=r"^model\.descriptor\.list\[1\]\.rcut: rcut \(5\.0\) must be larger"):
+        validate_spec(spec)
