@@ -24,8 +24,8 @@ def _task_function(cfg: Any) -> float:
     from mtbench.run import configure_logging, configure_runtime, print_summary, run_training
     from mtbench.spec.compose import cfg_to_spec
 
-    configure_logging()
     configure_runtime()
+    configure_logging()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     choices = {k: str(v) for k, v in hc.runtime.choices.items() if not k.startswith("hydra") and v is not None}
@@ -37,7 +37,7 @@ def _task_function(cfg: Any) -> float:
         spec = cfg_to_spec(cfg)
         summary = run_training(spec, run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
                                output_dir=output_dir, tags=tags, extra_artifacts=[run_dir / ".hydra"],
-                               parent_run_id=cfg.get("parent_run_id"), progress=sys.stderr.isatty() or True)
+                               parent_run_id=cfg.get("parent_run_id"), progress=True)
     except MtbenchError as exc:
         print(f"mtbench: error: {exc}", file=sys.stderr)
         if hc.mode is not None and str(hc.mode).endswith("MULTIRUN"):

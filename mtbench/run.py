@@ -19,7 +19,9 @@ log = logging.getLogger("mtbench")
 
 def configure_runtime(threads: int | None = None) -> None:
     """Quiet TensorFlow's C++ logging and set thread pools (env ``MTBENCH_THREADS`` or TF's defaults)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mtbench.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     import tensorflow as tf
 
     n = threads or int(os.environ.get("MTBENCH_THREADS", "0") or 0)

@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> dict:
         from mtbench.run import configure_logging, configure_runtime, print_summary, run_training
         from mtbench.spec.io import load_spec
 
-        configure_logging()
         configure_runtime()
+        configure_logging()
         spec, base_dir = load_spec(args.input)
         spec.setdefault("training", {})
         if args.restart:
