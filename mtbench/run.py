@@ -50,6 +50,11 @@ def prepare_spec(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, An
     from mtbench.spec.normalize import normalize_spec
     from mtbench.spec.validate import validate_spec
 
+    init = (spec.get("training") or {}).get("init_frz_model")
+    if init:  # descriptor {} and inherited heads {} are completed from the frozen model before anything else
+        from mtbench.export.init_from_frozen import autocomplete_spec
+
+        spec = autocomplete_spec(dict(spec), init, base_dir)
     spec = normalize_spec(dict(spec))
     for warning in validate_spec(spec, base_dir=base_dir):
         log.warning(warning)

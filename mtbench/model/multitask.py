@@ -94,7 +94,7 @@ class MultiTaskModel(tf.Module):
             fitting = fitting_class(kind).build(cfg, ntypes=len(type_map), dim_descrpt=descriptor.dim_out,
                                                 dim_emb=descriptor.dim_emb, mixed_types=descriptor.mixed_types,
                                                 rng=fit_rng, shared=shared, type_map=type_map)
-            heads[task] = Head(fitting, atom_exclude_types=cfg.get("atom_exclude_types", []), name=task)
+            heads[task] = Head(fitting, name=task)
         return cls(type_map, descriptor, heads)
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,9 +23,18 @@ def stat_batches(rt: Any, nspecs: Sequence[NeighborSpec], nbatch: int) -> list[l
     return out
 
 
-def compute_statistics(model: MultiTaskModel, runtime: Mapping[str, Any], nbatch: int) -> None:
-    """Descriptor ``davg``/``dstd`` pooled over all tasks' data; each head's output statistics from its own."""
+def compute_statistics(model: MultiTaskModel, runtime: Mapping[str, Any], nbatch: int,
+                       heads: set[str] | None = None) -> None:
+    """Descriptor ``davg``/``dstd`` pooled over all tasks' data; each head's output statistics from its own.
+
+    ``heads`` given (a model initialised from a frozen one): only those heads get statistics, the descriptor keeps
+    the frozen ones.
+    """
     nspecs = model.neighbor_specs()
+    if heads is not None:
+        for name in heads:
+            head_statistics(model, name, stat_batches(runtime[name], nspecs, nbatch))
+        return
     per_task = {name: stat_batches(rt, nspecs, nbatch) for name, rt in runtime.items()}
     samples = []
     for batches in per_task.values():

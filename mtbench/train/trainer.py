@@ -118,9 +118,15 @@ class Trainer:
         self.sampler = TaskSampler(list(self.tasks), {t: ts.weight for t, ts in self.tasks.items()},
                                    np.random.default_rng(children[0]))
         restart = self.spec["training"].get("restart")
+        init = self.spec["training"].get("init_frz_model")
         ckpt = load_checkpoint(restart) if restart else None
+        stats_heads: set[str] | None = None  # None: every head (and the descriptor) gets fresh statistics
         if ckpt is not None:
             self.model = MultiTaskModel.from_dict(ckpt["model"])
+        elif init:
+            from mtbench.export.init_from_frozen import initial_model
+
+            self.model, stats_heads = initial_model(self.spec, init)
         else:
             self.model = self._fresh_model()
         nspecs = self.model.neighbor_specs()
@@ -156,9 +162,9 @@ class Trainer:
         self.neighbor_reports = statistics.report_neighbors(self.runtime, nspecs, self.model)
         if ckpt is not None:
             self._restore(ckpt)
-        elif not self.spec["training"].get("_skip_stats", False):
-            statistics.compute_statistics(self.model, self.runtime, int(self.spec["model"].get("data_stat_nbatch",
-                                                                                                10)))
+        else:
+            statistics.compute_statistics(self.model, self.runtime,
+                                          int(self.spec["model"].get("data_stat_nbatch", 10)), heads=stats_heads)
 
     def _fresh_model(self) -> MultiTaskModel:
         model_cfg = self.spec["model"]
