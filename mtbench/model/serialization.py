@@ -56,9 +56,15 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
         with h5py.File(path, "r") as f:
             doc = json.loads(f.attrs["json"])
 
-            def get(name: Any) -> Any:
-                return f[name][()].copy() if isinstance(name, str) and name.startswith("/variable_") else name
+            def get(obj: Any) -> Any:
+                if isinstance(obj, dict):
+                    return {k: get(v) for k, v in obj.items()}
+                if isinstance(obj, list):
+                    return [get(v) for v in obj]
+                if isinstance(obj, str) and obj.startswith("/variable_") and obj in f:
+                    return f[obj][()].copy()
+                return obj
 
-            return _walk(doc, get)
+            return get(doc)
     except (OSError, KeyError) as exc:
         raise DataError(str(path), f"not a .dp/HDF5 model file ({exc})") from None

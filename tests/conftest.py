@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny built-in-style water data and a tiny multi-task spec that trains in seconds."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 water molecules, 4 training + 2 validation frames per set (energy TIP3P/TIP4P, dipole, polar)."""
+    from mtbench.data.synthetic import TINY_SETTINGS, generate_water_dataset
+
+    return generate_water_dataset(tmp_path_factory.mktemp("tiny_water"), **TINY_SETTINGS)
+
+
+def tiny_spec_dict(root: Path, *, tasks: tuple[str, ...] = ("water_ener", "water_dipole"), steps: int = 6,
+                   seed: int = 1) -> dict[str, Any]:
+    """A small DeePMD v2 multi-task spec on ``root`` (tiny data); energy and/or dipole/polar heads."""
+    data = {"water_ener": "water_tip3p", "water_tip4p": "water_tip4p", "water_dipole": "water_dipole",
+            "water_polar": "water_polar"}
+    fit = {"water_ener": {"type": "ener", "neuron": [16, 16], "seed": 1},
+           "water_tip4p": {"type": "ener", "neuron": [16, 16], "seed": 2},
+           "water_dipole": {"type": "dipole", "sel_type": [0], "neuron": [8, 8], "seed": 1},
+           "water_polar": {"type": "polar", "sel_type": [0], "neuron": [8, 8], "seed": 1}}
+    loss = {"water_ener": {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 1, "start_pref_f": 1000,
+                           "limit_pref_f": 1, "start_pref_v": 0, "limit_pref_v": 0},
+            "water_dipole": {"type": "tensor", "pref": 1.0, "pref_atomic": 1.0}}
+    loss["water_tip4p"] = loss["water_ener"]
+    loss["water_polar"] = loss["water_dipole"]
+    return {
+        "model": {"type_map": ["O", "H"],
+                  "descriptor": {"type": "se_e2_a", "sel": [12, 24], "rcut": 3.5, "rcut_smth": 0.5,
+                                 "neuron": [4, 8], "axis_neuron": 4, "type_one_side": True, "seed": 1},
+                  "fitting_net_dict": {t: copy.deepcopy(fit[t]) for t in tasks},
+                  "data_stat_nbatch": 2},
+        "learning_rate": {"type": "exp", "start_lr": 1e-3, "stop_lr": 1e-4, "decay_steps": 2},
+        "loss_dict": {t: copy.deepcopy(loss[t]) for t in tasks},
+        "training": {
+            "data_dict": {t: {"training_data": {"systems": [str(root / data[t] / "train")], "batch_size": 1},
+                              "validation_data": {"systems": [str(root / data[t] / "val")], "batch_size": 1,
+                                                  "numb_btch": 1}}
+                          for t in tasks},
+            "fitting_weight": {t: 1.0 for t in tasks},
+            "numb_steps": steps, "disp_freq": 2, "save_freq": 3, "seed": seed,
+        },
+    }
+
+
+@pytest.fixture()
+def tiny_spec(tiny_data: Path):
+    def make(**kw: Any) -> dict[str, Any]:
+        return tiny_spec_dict(tiny_data, **kw)
+
+    return make
