@@ -1,0 +1,124 @@
+"""Metric names sent to the tracking backend.
+
+These names are a public interface: users build dashboards and comparison reports on them,
+so every producer (trainer, evaluator) builds names here and nowhere else. Layout::
+
+    train/<task>/<metric>            DeePMD lcurve quantity on the training batch
+    val/<task>/<metric>              the same on the validation data
+    test/<head>/<metric>             ``python -m mtbench.test`` on a frozen head (per run)
+    sampling/<task>/count            how often the task was drawn so far
+    sampling/<task>/fraction         count / total steps so far
+    lr                               learning rate
+    time/step_s                      wall time per training step (seconds)
+    data/<task>/max_neighbors/<type> largest neighbour count seen for an atom type
+    grad/<task>/norm                 global gradient norm of the task's loss
+    grad/cos/<taskA>__<taskB>        cosine between two tasks' gradients on shared variables
+
+``<metric>`` follows DeePMD-kit's lcurve column names (without the ``_trn``/``_val`` suffix).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+TRAIN = "train"
+VAL = "val"
+TEST = "test"
+SAMPLING = "sampling"
+DATA = "data"
+GRAD = "grad"
+
+LR = "lr"
+STEP_TIME = "time/step_s"
+
+#: lcurve quantities of an energy task (per-atom energy ``rmse_e``, forces, virial, atomic energy,
+#: prefactor-weighted forces) and of a tensor (dipole / polar) task (local and global tensors).
+ENERGY_METRICS: tuple[str, ...] = ("rmse", "rmse_e", "rmse_f", "rmse_v", "rmse_ae", "rmse_pf")
+TENSOR_METRICS: tuple[str, ...] = ("rmse", "rmse_lc", "rmse_gl")
+
+_SPLITS = {"trn": TRAIN, "val": VAL}
+# Characters MLflow accepts in metric names on every platform, minus "/" (our separator).
+_COMPONENT = re.compile(r"^[\w.\- ]+$")
+
+
+def _component(value: str, what: str) -> str:
+    """Return ``value`` if it can be one path component of a metric name, else raise."""
+    value = str(value)
+    if not _COMPONENT.match(value) or value.strip(" .") == "":
+        raise ValueError(
+            f"{what} {value!r} cannot be part of a metric name: use letters, digits, '_', '-', '.'"
+        )
+    return value
+
+
+def train_metric(task: str, metric: str) -> str:
+    """``train/<task>/<metric>``."""
+    return f"{TRAIN}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+
+
+def val_metric(task: str, metric: str) -> str:
+    """``val/<task>/<metric>``."""
+    return f"{VAL}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+
+
+def metric_on_test(head: str, metric: str) -> str:
+    """``test/<head>/<metric>`` (not named ``test_*``: pytest would collect it on import)."""
+    return f"{TEST}/{_component(head, 'head name')}/{_component(metric, 'metric')}"
+
+
+def sampling_count(task: str) -> str:
+    """``sampling/<task>/count``."""
+    return f"{SAMPLING}/{_component(task, 'task name')}/count"
+
+
+def sampling_fraction(task: str) -> str:
+    """``sampling/<task>/fraction``."""
+    return f"{SAMPLING}/{_component(task, 'task name')}/fraction"
+
+
+def max_neighbors(task: str, atom_type: str) -> str:
+    """``data/<task>/max_neighbors/<type>``."""
+    task, atom_type = _component(task, "task name"), _component(atom_type, "atom type")
+    return f"{DATA}/{task}/max_neighbors/{atom_type}"
+
+
+def grad_norm(task: str) -> str:
+    """``grad/<task>/norm``."""
+    return f"{GRAD}/{_component(task, 'task name')}/norm"
+
+
+def grad_cos(task_a: str, task_b: str) -> str:
+    """``grad/cos/<taskA>__<taskB>`` with the pair sorted: the cosine is symmetric, and one
+    name per pair keeps dashboards stable whatever order the caller iterates in."""
+    a, b = sorted((_component(task_a, "task name"), _component(task_b, "task name")))
+    return f"{GRAD}/cos/{a}__{b}"
+
+
+def from_lcurve_column(task: str, column: str) -> str:
+    """Map a DeePMD lcurve column (``rmse_e_trn``, ``rmse_val``, ``lr``) to a metric name."""
+    if column == "lr":
+        return LR
+    base, _, split = column.rpartition("_")
+    if not base or split not in _SPLITS:
+        raise ValueError(f"lcurve column {column!r} is not '<metric>_trn', '<metric>_val' or 'lr'")
+    return f"{_SPLITS[split]}/{_component(task, 'task name')}/{_component(base, 'metric')}"
+
+
+class MetricName(NamedTuple):
+    """A parsed per-task metric name: ``group`` is train/val/sampling/data/grad."""
+
+    group: str
+    task: str
+    metric: str
+
+
+def parse_metric_name(name: str) -> MetricName | None:
+    """Split ``<group>/<task>/<metric...>`` into its parts (group: train, val, test, sampling,
+    data, grad); ``None`` for global names (``lr``, ``time/step_s``, ``grad/cos/...``)."""
+    parts = name.split("/", 2)
+    if len(parts) != 3 or parts[0] not in (TRAIN, VAL, TEST, SAMPLING, DATA, GRAD):
+        return None
+    if parts[0] == GRAD and parts[1] == "cos":
+        return None
+    return MetricName(*parts)
