@@ -9,7 +9,6 @@ global active run, so one process can drive several runs (sweeps, tests).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -148,8 +147,9 @@ def _init_lock(db: Path) -> Iterator[None]:
     except ImportError:  # Windows: no cross-process lock; sweeps there should pre-create the store
         yield
         return
-    digest = hashlib.sha1(str(db.resolve()).encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"mtbench-mlflow-{digest}.lock"
+    # Next to the database: every process that can write the store can create it, and it goes
+    # away with the outputs (a lock file must never be deleted while in use, so none is).
+    lock_path = db.with_name(db.name + ".lock")
     with open(lock_path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
