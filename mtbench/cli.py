@@ -37,7 +37,7 @@ def _task_function(cfg: Any) -> float:
         spec = cfg_to_spec(cfg)
         summary = run_training(spec, run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
                                output_dir=output_dir, tags=tags, extra_artifacts=[run_dir / ".hydra"],
-                               parent_run_id=cfg.get("parent_run_id"), progress=True)
+                               parent_run_id=parent_run_id(tracking), progress=True)
     except MtbenchError as exc:
         print(f"mtbench: error: {exc}", file=sys.stderr)
         if hc.mode is not None and str(hc.mode).endswith("MULTIRUN"):
@@ -45,6 +45,13 @@ def _task_function(cfg: Any) -> float:
         raise SystemExit(2) from None
     print_summary(summary)
     return float(summary["objective"])
+
+
+def parent_run_id(tracking: dict) -> str | None:
+    """The sweep's parent MLflow run, set by the sweep callback (config ``tracking.parent_run_id`` or env)."""
+    import os
+
+    return tracking.pop("parent_run_id", None) or os.environ.get("MTBENCH_PARENT_RUN_ID") or None
 
 
 def main() -> None:

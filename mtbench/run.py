@@ -18,19 +18,11 @@ log = logging.getLogger("mtbench")
 
 
 def configure_runtime(threads: int | None = None) -> None:
-    """Quiet TensorFlow's C++ logging and set thread pools (env ``MTBENCH_THREADS`` or TF's defaults)."""
+    """Import TensorFlow quietly and set its thread pools (``threads``, env ``MTBENCH_THREADS``, else TF's default)."""
     from mtbench.quiet import import_tensorflow_quietly
 
-    import_tensorflow_quietly()
-    import tensorflow as tf
-
     n = threads or int(os.environ.get("MTBENCH_THREADS", "0") or 0)
-    if n:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # already initialised in this process
-            pass
+    import_tensorflow_quietly(n or None)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
