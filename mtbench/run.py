@@ -134,6 +134,9 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         table.add_row(task, str(summary["counts"].get(task, 0)), f"{summary['fractions'].get(task, 0):.2f}",
                       val or "-")
     console.print(table)
+    for task, b in summary.get("best", {}).items():
+        console.print(f"best {task}: val {b['metric']} = {b['value']:.4g} at step {b['step']} "
+                      f"(checkpoints/{b['checkpoint']})")
     console.print(f"run directory: {summary['run_dir']}")
     if summary.get("tracking"):
         console.print(summary["tracking"])

@@ -239,6 +239,7 @@ def _training(value: Any, tasks: list[str] | None) -> dict[str, Any]:
     schema = reg.TRAINING if tasks is not None else {**reg.SINGLE_TASK_TRAINING, **reg.TRAINING}
     train = _section(value, schema, "training", extra=reg.TRAINING_SECTIONS)
     train["sampling"] = _section(train["sampling"], reg.SAMPLING, "training.sampling")
+    train["diagnostics"] = _section(train["diagnostics"], reg.DIAGNOSTICS, "training.diagnostics")
     head: dict[str, Any] = {}
     if tasks is None:
         if "training_data" not in train:

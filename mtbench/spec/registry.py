@@ -300,8 +300,15 @@ VALIDATION_DATA: Schema = {
     "numb_btch": _o(1, "int", aliases=("numb_batch",)),
 }
 
-SAMPLING_TYPES: tuple[str, ...] = ("weights",)
-SAMPLING: Schema = {"type": _o("weights", "str", doc="how a task is drawn each step")}
+SAMPLING_TYPES: tuple[str, ...] = ("weights", "temperature", "epochs")
+SAMPLING: Schema = {
+    "type": _o("weights", "str", doc="how a task is drawn each step: weights | temperature | epochs"),
+    "temperature": _o(1.0, *NUM, doc="temperature sampling: p ~ weight * n_frames^(1/T)"),
+    "epochs": _o(None, "dict", "null", doc="epochs sampling: {task: epochs}; each task trains that many epochs"),
+}
+DIAGNOSTICS: Schema = {
+    "grad_cosine": _o(True, "bool", doc="log per-task descriptor gradient norms and pairwise cosines"),
+}
 
 TRAINING: Schema = {
     "numb_steps": _o(REQUIRED, "int", aliases=("stop_batch", "num_step", "num_steps", "numb_step")),
@@ -314,8 +321,8 @@ TRAINING: Schema = {
     # mtbench's own keys
     "restart": _o(None, "str", "null", doc="checkpoint to resume from"),
     "init_frz_model": _o(None, "str", "null", doc="frozen model to initialise from"),
-    "sampling": _o({"type": "weights"}, "dict", doc="task sampling (reserved: {type: weights})"),
-    "diagnostics": _o({}, "dict", doc="reserved for training diagnostics"),
+    "sampling": _o({"type": "weights"}, "dict", doc="task sampling: {type: weights|temperature|epochs, ...}"),
+    "diagnostics": _o({}, "dict", doc="training diagnostics: {grad_cosine: true}"),
     # DeePMD-kit keys mtbench does not use
     "numb_epoch": _o(None, *NUM, "null", aliases=("num_epochs", "num_epoch", "numb_epochs"), status="fixed"),
     **{

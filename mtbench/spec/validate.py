@@ -308,6 +308,16 @@ def _training(train: Mapping[str, Any], base_dir: Path | None, check_paths: bool
     if train["sampling"]["type"] not in reg.SAMPLING_TYPES:
         raise SpecError("training.sampling.type", f"unknown sampling {train['sampling']['type']!r}; known: "
                         f"{', '.join(reg.SAMPLING_TYPES)}")
+    sampling = train["sampling"]
+    if sampling["type"] == "temperature" and not sampling["temperature"] > 0:
+        raise SpecError("training.sampling.temperature", f"must be > 0, got {sampling['temperature']!r}")
+    if sampling["type"] == "epochs":
+        epochs = sampling.get("epochs")
+        if not epochs:
+            raise SpecError("training.sampling.epochs", "epochs sampling needs {task: number of epochs}")
+        for task, e in epochs.items():
+            if isinstance(e, bool) or not isinstance(e, (int, float)) or e < 0:
+                raise SpecError(f"training.sampling.epochs.{task}", f"must be a number >= 0, got {e!r}")
     restart, frozen = train["restart"], train["init_frz_model"]
     if restart and frozen:
         raise SpecError("training.init_frz_model", "training.restart and training.init_frz_model exclude each "

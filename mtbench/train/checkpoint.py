@@ -15,12 +15,14 @@ POINTER = "checkpoint"  # text file in the checkpoint folder naming the latest c
 
 
 def save_checkpoint(path: str | Path, *, model: Mapping[str, Any], optimizers: Mapping[str, Mapping[str, Any]],
-                    state: Mapping[str, Any], spec: Mapping[str, Any]) -> Path:
+                    state: Mapping[str, Any], spec: Mapping[str, Any], pointer: bool = True) -> Path:
+    """Write a checkpoint; ``pointer`` makes it the folder's latest (what a restart from the folder picks)."""
     path = Path(path)
     save_model_file(path, {"@class": "MTBenchCheckpoint", "@version": 1, "model": dict(model),
                            "optimizers": {t: dict(o) for t, o in optimizers.items()},
                            "state": json.dumps(state), "spec": json.dumps(spec)})
-    (path.parent / POINTER).write_text(path.name + "\n")
+    if pointer:
+        (path.parent / POINTER).write_text(path.name + "\n")
     return path
 
 

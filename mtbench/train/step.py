@@ -70,7 +70,8 @@ class TaskSteps:
         self.model, self.task, self.loss, self.optimizer = model, task, loss, optimizer
         self.nspecs = model.neighbor_specs()
         self.signature = dict(signature)
-        self.variables = model.trainable_variables_of(task)
+        self.variables = model.trainable_variables_of(task)  # descriptor variables first
+        self.n_descriptor = len(model.descriptor.trainable_variables)
         self.need_force = model.heads[task].kind == "ener" and any(k in signature for k in ("force", "virial"))
         self.trace_counts = {"train": 0, "eval": 0}
         sig = [self.signature, tf.TensorSpec([], tf.float64), tf.TensorSpec([], tf.float64)]
@@ -90,7 +91,9 @@ class TaskSteps:
             loss, metrics = self.loss(pred, batch, lr_ratio)
         grads = tape.gradient(loss, self.variables)
         self.optimizer.apply(grads, lr)
-        return loss, metrics
+        desc = [tf.reshape(g, [-1]) for g in grads[: self.n_descriptor] if g is not None]
+        desc_grad = tf.concat(desc, 0) if desc else tf.zeros([0], tf.float64)
+        return loss, metrics, tf.cast(desc_grad, tf.float64)
 
     def _eval(self, batch: Mapping[str, tf.Tensor], lr_ratio: tf.Tensor):
         self.trace_counts["eval"] += 1

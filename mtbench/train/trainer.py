@@ -26,7 +26,9 @@ from mtbench.model.multitask import MultiTaskModel
 from mtbench.spec.paths import resolve_system_path
 from mtbench.spec.tasks import TaskSpec, task_view
 from mtbench.train import statistics
+from mtbench.train.best import BestTracker, best_metric_name
 from mtbench.train.checkpoint import load_checkpoint, save_checkpoint
+from mtbench.train.diagnostics import GradientWindow, gradient_diagnostics
 from mtbench.train.lr import ExpDecayLR
 from mtbench.train.optimizer import Adam
 from mtbench.train.progress import TrainingProgress
@@ -51,6 +53,7 @@ class TaskRuntime:
     train_rng: np.random.Generator
     val_rng: np.random.Generator
     window: list[dict[str, float]] = field(default_factory=list)  # train metrics since the last display
+    grad: "GradientWindow" = field(default_factory=lambda: GradientWindow())
     lcurve: Any = None
 
     @property
@@ -108,6 +111,7 @@ class Trainer:
         self.type_map = list(spec["model"]["type_map"])
         self.tasks = task_view(spec)
         self.step = 0
+        self.best = BestTracker({t: best_metric_name(ts) for t, ts in self.tasks.items()})
         self.history: dict[str, list[dict[str, float]]] = {t: [] for t in self.tasks}
         self._setup()
 
@@ -115,8 +119,6 @@ class Trainer:
     def _setup(self) -> None:
         seq = np.random.SeedSequence(self.seed)
         children = seq.spawn(1 + 2 * len(self.tasks))
-        self.sampler = TaskSampler(list(self.tasks), {t: ts.weight for t, ts in self.tasks.items()},
-                                   np.random.default_rng(children[0]))
         restart = self.spec["training"].get("restart")
         init = self.spec["training"].get("init_frz_model")
         ckpt = load_checkpoint(restart) if restart else None
@@ -159,6 +161,16 @@ class Trainer:
                 numb_btch=int((vcfg or {}).get("numb_btch", 1)),
                 train_rng=np.random.default_rng(children[1 + 2 * k]),
                 val_rng=np.random.default_rng(children[2 + 2 * k]))
+        self.sampler = TaskSampler.from_spec(
+            self.spec["training"].get("sampling") or {"type": "weights"}, list(self.tasks),
+            {t: ts.weight for t, ts in self.tasks.items()},
+            {t: rt.train_data.nframes for t, rt in self.runtime.items()},
+            {t: rt.train_data.total_nbatches for t, rt in self.runtime.items()}, np.random.default_rng(children[0]))
+        budget = self.sampler.total_budget
+        if budget is not None and budget != self.numb_steps:
+            log.warning("epoch budgets add up to %d steps but training.numb_steps is %d: training stops at %d",
+                        budget, self.numb_steps, min(budget, self.numb_steps))
+        self.diagnostics = dict(self.spec["training"].get("diagnostics") or {})
         self.neighbor_reports = statistics.report_neighbors(self.runtime, nspecs, self.model)
         if ckpt is not None:
             self._restore(ckpt)
@@ -176,6 +188,7 @@ class Trainer:
         state = ckpt["state"]
         self.step = int(state["step"])
         self.sampler.set_state(state["sampler"])
+        self.best.best = {t: dict(v) for t, v in state.get("best", {}).items()}
         for name, rt in self.runtime.items():
             rt.optimizer.set_state(ckpt["optimizers"][name])
             ts = state["tasks"][name]
@@ -191,6 +204,7 @@ class Trainer:
         return {
             "step": self.step,
             "sampler": self.sampler.get_state(),
+            "best": self.best.summary(),
             "tasks": {name: {"train_rng": rt.train_rng.bit_generator.state,
                              "val_rng": rt.val_rng.bit_generator.state,
                              "train_data": rt.train_data.get_state(),
@@ -248,29 +262,38 @@ class Trainer:
         with progress:
             if self.step == 0:
                 final = self._display(writers, 0.0, progress)
-            while self.step < self.numb_steps:
+            while self.step < self.numb_steps and not self.sampler.exhausted():
                 task = self.sampler.draw()
                 rt = self.runtime[task]
                 batch = rt.train_data.get_batch(rt.train_rng, nspecs=rt.steps.nspecs)
                 lr = rt.lr.value(self.step)
-                _, metrics = rt.steps.train(to_inputs(batch, rt.steps.signature, rt.steps.nspecs),
-                                            tf.constant(lr, tf.float64),
-                                            tf.constant(rt.lr.ratio(self.step), tf.float64))
+                _, metrics, desc_grad = rt.steps.train(to_inputs(batch, rt.steps.signature, rt.steps.nspecs),
+                                                       tf.constant(lr, tf.float64),
+                                                       tf.constant(rt.lr.ratio(self.step), tf.float64))
                 rt.window.append({k: float(v) for k, v in metrics.items()})
+                rt.grad.add(desc_grad.numpy())
                 self.step += 1
                 progress.advance(task, rt.window[-1].get("rmse", float("nan")))
-                if self.step % self.disp_freq == 0 or self.step == self.numb_steps:
+                last = self.step == self.numb_steps or self.sampler.exhausted()
+                if self.step % self.disp_freq == 0 or last:
                     now = time.perf_counter()
                     step_s = (now - last_disp_time) / max(self.step - last_disp_step, 1)
                     final = self._display(writers, step_s, progress)
                     last_disp_time, last_disp_step = time.perf_counter(), self.step
-                if self.step % self.save_freq == 0 or self.step == self.numb_steps:
+                if self.step % self.save_freq == 0 or last:
                     self.save()
         wall = time.perf_counter() - t_start
         for w in writers.values():
             w.close()
+        if self.tracker is not None and self.best.best:
+            self.tracker.log_metrics({f"best/{t}/{b['metric']}": b["value"] for t, b in self.best.best.items()},
+                                     step=self.step)
+            self.tracker.set_tags({f"best.{t}": f"{b['metric']}={b['value']:.4g} at step {b['step']}"
+                                   for t, b in self.best.best.items()})
         return {"steps": self.step, "wall_s": wall, "final": final, "counts": dict(self.sampler.counts),
-                "fractions": self.sampler.fractions(), "run_dir": str(self.run_dir)}
+                "fractions": self.sampler.fractions(),
+                "requested": dict(zip(self.sampler.tasks, map(float, self.sampler.requested))),
+                "best": self.best.summary(), "run_dir": str(self.run_dir)}
 
     def _display(self, writers: Mapping[str, Any], step_s: float, progress: TrainingProgress) -> dict:
         metrics: dict[str, float] = {}
@@ -289,13 +312,30 @@ class Trainer:
                 metrics[f"train/{name}/{k}"] = v
             metrics[f"sampling/{name}/count"] = float(self.sampler.counts[name])
             metrics[f"sampling/{name}/fraction"] = self.sampler.fractions()[name]
+            if self.step == 0:
+                metrics[f"sampling/{name}/probability"] = float(self.sampler.requested[self.sampler.tasks.index(name)])
             progress.set_val(name, val.get("rmse", float("nan")))
+        if self.diagnostics.get("grad_cosine", True):
+            metrics.update(gradient_diagnostics({n: rt.grad for n, rt in self.runtime.items()}))
+        for rt in self.runtime.values():
+            rt.grad.reset()
+        if self.step > 0:
+            self._update_best(final)
         metrics["lr"] = next(iter(self.runtime.values())).lr.value(self.step)
         if self.step > 0:
             metrics["time/step_s"] = step_s
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step=self.step)
         return final
+
+    def _update_best(self, final: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:
+        """Keep, per task, the checkpoint with the best validation metric so far (``checkpoints/best.<task>.h5``)."""
+        for name, res in final.items():
+            if self.best.improves(name, res.get("val", {}), self.step):
+                save_checkpoint(self.run_dir / "checkpoints" / f"best.{name}.h5", model=self.model.to_dict(),
+                                optimizers={t: rt.optimizer.get_state() for t, rt in self.runtime.items()},
+                                state=self.trainer_state(), spec=dict(self.spec), pointer=False)
+                self.best.write(self.run_dir / "checkpoints" / "best.json")
 
     def _log_neighbor_metrics(self) -> None:
         if self.tracker is None:
