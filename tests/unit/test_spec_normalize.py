@@ -73,7 +73,8 @@ def test_defaults_filled_single_task():
     assert (train["disp_file"], train["disp_freq"], train["save_ckpt"], train["max_ckpt_keep"]) == (
         "lcurve.out", 1000, "model.ckpt", 5)
     assert train["restart"] is None and train["init_frz_model"] is None
-    assert train["sampling"] == {"type": "weights"} and train["diagnostics"] == {}
+    assert train["sampling"] == {"type": "weights", "temperature": 1.0, "epochs": None}
+    assert train["diagnostics"] == {"grad_cosine": True}
     assert out["model"]["data_stat_nbatch"] == 10
 
 
