@@ -1,0 +1,328 @@
+"""The trainers being compared: how to install and start each, and how to read its learning curve and timing.
+
+Every tool trains the same input.json in its own run folder. What each reports about time differs:
+DeePMD-kit 2.2.11 logs training time (without validation) and wall time per ``disp_freq`` block, DeePMD-kit 3.x
+logs only wall time per block, mtbench writes ``time/step_s`` to its tracker (and, when present, to
+``summary.json["timing"]``). The learning-curve timestamps of :mod:`benchlib.monitor` measure all of them alike.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchlib.envs import (
+    RECIPES,
+    clean_env,
+    default_venv_root,
+    dist_versions,
+    ensure_venv,
+    venv_python,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# DeePMD-kit 2.2.x: "batch     100 training time 31.05 s, testing time 0.21 s, total wall time 31.40 s"
+_DP2_BLOCK = re.compile(r"batch\s+(\d+) training time ([0-9.eE+-]+) s, testing time ([0-9.eE+-]+) s, "
+                        r"total wall time ([0-9.eE+-]+) s")
+# DeePMD-kit 3.x: "Batch     100: total wall time = 31.40 s" (optionally ", eta = ...")
+_DP3_BLOCK = re.compile(r"Batch\s+(\d+): total wall time = ([0-9.eE+-]+) s")
+_DP_AVG = re.compile(r"average training time: ([0-9.eE+-]+) s/batch")
+
+
+@dataclass
+class TimingBlock:
+    """One ``disp_freq`` block as the tool itself reports it (seconds for the whole block)."""
+
+    step: int
+    steps: int
+    train_s: float | None = None  # training only (DeePMD-kit 2.2 "training time", mtbench time/step_s)
+    wall_s: float | None = None  # training + validation of the block
+
+
+_STEP_START = re.compile(r"^\s*(\d+)(\s|$)")
+
+
+def lcurve_step(line: str) -> int | None:
+    """The step of a learning-curve line that starts a row; None for comments and continuation lines.
+
+    DeePMD-kit 2.2's multi-task lcurve writes each row (and the header) as one physical line per task; only the
+    first starts with the integer step.
+    """
+    m = _STEP_START.match(line)
+    return int(m.group(1)) if m else None
+
+
+def read_lcurve(path: Path, tasks: Sequence[str] = ()) -> dict[str, list[dict[str, float]]]:
+    """DeePMD-style lcurve file as rows per task: ``{task: [{"step": ..., "rmse_e_val": ...}, ...]}``.
+
+    DeePMD-kit's multi-task lcurve prefixes every column with the task name (``water_ener_rmse_e_val``);
+    columns with no known task prefix go to task ``"default"``.
+    """
+    header: list[str] | None = None
+    in_header = False
+    rows: list[list[float]] = []
+    current: list[float] | None = None
+    for line in Path(path).read_text().splitlines():
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            tokens = s.lstrip("#").split()
+            in_header = header is None and bool(tokens) and tokens[0] == "step"
+            if in_header:
+                header = tokens
+            continue
+        step = lcurve_step(line)
+        if step is None and in_header and header is not None and not _is_number(s.split()[0]):
+            header.extend(s.split())  # continuation of a multi-line header
+            continue
+        in_header = False
+        try:
+            values = [float(x) for x in s.split()]
+        except ValueError:
+            continue
+        if step is not None:
+            current = values
+            rows.append(current)
+        elif current is not None:
+            current.extend(values)
+    if header is None:
+        return {}
+    by_task: dict[str, list[tuple[int, str]]] = {}
+    ordered = sorted(tasks, key=len, reverse=True)
+    for i, name in enumerate(header[1:], start=1):
+        task, metric = "default", name
+        for t in ordered:
+            if name.startswith(t + "_"):
+                task, metric = t, name[len(t) + 1:]
+                break
+        by_task.setdefault(task, []).append((i, metric))
+    out: dict[str, list[dict[str, float]]] = {}
+    for task, cols in by_task.items():
+        out[task] = [{"step": row[0], **{m: row[i] for i, m in cols}} for row in rows if len(row) == len(header)]
+    return out
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_dp_log(text: str, disp_freq: int) -> list[TimingBlock]:
+    """Per-block timing lines of a DeePMD-kit log (2.2 or 3.x format)."""
+    blocks: list[TimingBlock] = []
+    last = 0
+    for m in _DP2_BLOCK.finditer(text):
+        step = int(m.group(1))
+        blocks.append(TimingBlock(step, step - last, train_s=float(m.group(2)), wall_s=float(m.group(4))))
+        last = step
+    if blocks:
+        return blocks
+    for m in _DP3_BLOCK.finditer(text):
+        step = int(m.group(1))
+        if step == 0:
+            continue
+        blocks.append(TimingBlock(step, step - last, wall_s=float(m.group(2))))
+        last = step
+    return blocks
+
+
+def parse_mtbench_timing(summary: Mapping) -> list[TimingBlock]:
+    """mtbench's own per-block step time, if its summary.json carries it.
+
+    Accepted: ``summary["timing"] = {"steps": [...], "step_s": [...]}`` (display steps and the mean seconds
+    per step of the block that ends there, validation excluded, i.e. the ``time/step_s`` metric).
+    """
+    timing = summary.get("timing") if isinstance(summary, Mapping) else None
+    if not isinstance(timing, Mapping):
+        return []
+    steps, step_s = timing.get("steps") or [], timing.get("step_s") or []
+    blocks, last = [], 0
+    for step, s in zip(steps, step_s):
+        step = int(step)
+        if step <= 0 or s is None or not math.isfinite(float(s)):
+            last = step
+            continue
+        blocks.append(TimingBlock(step, step - last, train_s=float(s) * (step - last)))
+        last = step
+    return blocks
+
+
+class Tool:
+    """One trainer under test. Subclasses fill in the command and the parsing of its outputs."""
+
+    name = "tool"
+    multitask = False
+    reference = False
+
+    def prepare(self, venv_root: Path, log=print) -> None:
+        """Install what the tool needs (idempotent)."""
+
+    def command(self, input_name: str) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, threads: int) -> dict[str, str]:
+        return thread_env(clean_env(), threads)
+
+    def lcurve_path(self, run_dir: Path) -> Path | None:
+        path = run_dir / "lcurve.out"
+        return path if path.exists() else None
+
+    def lcurves(self, run_dir: Path, tasks: Sequence[str]) -> dict[str, list[dict[str, float]]]:
+        path = run_dir / "lcurve.out"
+        return read_lcurve(path, tasks) if path.exists() else {}
+
+    def own_timing(self, run_dir: Path, log_text: str, disp_freq: int) -> list[TimingBlock]:
+        return parse_dp_log(log_text, disp_freq)
+
+    def versions(self) -> dict[str, str | None]:
+        return {}
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def thread_env(env: dict[str, str], threads: int) -> dict[str, str]:
+    """Same thread pools for every tool: ``threads`` intra-op, 1 inter-op."""
+    env.update({
+        "OMP_NUM_THREADS": str(threads),
+        "TF_INTRA_OP_PARALLELISM_THREADS": str(threads),
+        "TF_INTER_OP_PARALLELISM_THREADS": "1",
+        "DP_INTRA_OP_PARALLELISM_THREADS": str(threads),
+        "DP_INTER_OP_PARALLELISM_THREADS": "1",
+        "MTBENCH_THREADS": str(threads),
+    })
+    return env
+
+
+class DeepmdTool(Tool):
+    """``dp [--tf|--pt] train input.json --skip-neighbor-stat`` from its own venv (or the project's)."""
+
+    def __init__(self, name: str, recipe: str, backend: str | None, multitask: bool, reference: bool,
+                 use_project_venv_if: str | None = None, project_needs: str | None = None) -> None:
+        self.name = name
+        self.recipe = RECIPES[recipe]
+        self.backend = backend
+        self.multitask = multitask
+        self.reference = reference
+        self._project_prefix = use_project_venv_if
+        self._project_needs = project_needs
+        self._python: Path | None = None
+
+    def _project_python(self) -> Path | None:
+        """The running interpreter, if it already has the wanted DeePMD-kit (saves a second multi-GB venv)."""
+        if self._project_prefix is None:
+            return None
+        try:
+            if not importlib.metadata.version("deepmd-kit").startswith(self._project_prefix):
+                return None
+            if self._project_needs:
+                importlib.metadata.version(self._project_needs)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        dp = Path(sys.executable).parent / "dp"
+        return Path(sys.executable) if dp.exists() else None
+
+    def prepare(self, venv_root: Path | None = None, log=print) -> None:
+        if self._python is not None:
+            return
+        self._python = self._project_python()
+        if self._python is None:
+            self._python = venv_python(ensure_venv(self.recipe, venv_root or default_venv_root(), log=log))
+
+    @property
+    def dp(self) -> Path:
+        if self._python is None:
+            raise RuntimeError(f"{self.name}: prepare() first")
+        return self._python.parent / "dp"
+
+    def command(self, input_name: str) -> list[str]:
+        backend = [f"--{self.backend}"] if self.backend else []
+        return [str(self.dp), *backend, "train", input_name, "--skip-neighbor-stat"]
+
+    def versions(self) -> dict[str, str | None]:
+        if self._python is None:
+            return {}
+        return {k: v for k, v in dist_versions(self._python, ("deepmd-kit", "tensorflow", "numpy", "torch")).items()
+                if v is not None}
+
+
+class MtbenchTool(Tool):
+    """``python -m mtbench.train input.json --tracking none --no-progress -o out`` with this interpreter."""
+
+    name = "mtbench"
+    multitask = True
+
+    def command(self, input_name: str) -> list[str]:
+        return [sys.executable, "-m", "mtbench.train", input_name, "--tracking", "none", "--no-progress",
+                "-o", "out"]
+
+    def env(self, threads: int) -> dict[str, str]:
+        import os
+
+        env = thread_env(dict(os.environ), threads)
+        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        return env
+
+    def lcurve_path(self, run_dir: Path) -> Path | None:
+        files = sorted((run_dir / "out").glob("lcurve.*.out"))
+        if not files:
+            return None
+        # the energy task's file when there are several (the one the time-to-accuracy numbers come from)
+        for f in files:
+            if "ener" in f.name or f.name == "lcurve.default.out":
+                return f
+        return files[-1]
+
+    def lcurves(self, run_dir: Path, tasks: Sequence[str]) -> dict[str, list[dict[str, float]]]:
+        out: dict[str, list[dict[str, float]]] = {}
+        for f in sorted((run_dir / "out").glob("lcurve.*.out")):
+            task = f.name[len("lcurve."):-len(".out")]
+            rows = read_lcurve(f).get("default", [])
+            out[task] = rows
+        return out
+
+    def own_timing(self, run_dir: Path, log_text: str, disp_freq: int) -> list[TimingBlock]:
+        path = run_dir / "out" / "summary.json"
+        if not path.exists():
+            return []
+        try:
+            return parse_mtbench_timing(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError):
+            return []
+
+    def versions(self) -> dict[str, str | None]:
+        out = {}
+        for dist in ("mtbench", "tensorflow", "numpy"):
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                out[dist] = None
+        return out
+
+
+def make_tools() -> dict[str, Tool]:
+    """All tools this benchmark knows, by CLI name. DeePMD-kit 2.2.11 is the reference for ratios."""
+    return {
+        "deepmd-2.2.11": DeepmdTool("deepmd-2.2.11", "deepmd-kit-2.2.11", None, multitask=True, reference=True),
+        # DeePMD-kit 3.x trains v2-style multi-task input.json with neither backend (v3 multi-task is PyTorch-only
+        # with model_dict/shared_dict): single-task only here.
+        "deepmd-3.2-tf": DeepmdTool("deepmd-3.2-tf", "deepmd-kit-3.2.0", "tf", multitask=False, reference=False,
+                                    use_project_venv_if="3.2"),
+        "deepmd-3.2-pt": DeepmdTool("deepmd-3.2-pt", "deepmd-kit-3.2.0-torch", "pt", multitask=False,
+                                    reference=False, use_project_venv_if="3.2", project_needs="torch"),
+        "mtbench": MtbenchTool(),
+    }
+
+
+REFERENCE_TOOL = "deepmd-2.2.11"
