@@ -136,13 +136,28 @@ class MultiTaskModel(tf.Module):
         return list(seen.values())
 
     def _neighbors(self, coord: tf.Tensor, box: tf.Tensor, atype: tf.Tensor,
-                   nlists: NlistInputs) -> dict[NeighborSpec, Neighbors]:
-        out = {}
+                   nlists: NlistInputs) -> dict[NeighborSpec, Neighbors | list[Neighbors]]:
+        """Pair vectors per neighbour list; per type block (a list) for descriptors that ask for blocks.
+
+        Blocks let a per-neighbour-type descriptor (se_e2_a) work on separate tensors instead of slicing one
+        big tensor and padding its gradient back, which is a sizeable part of a training step.
+        """
+        out: dict[NeighborSpec, Neighbors | list[Neighbors]] = {}
+        blocked = getattr(self.descriptor, "neighbor_blocks", False)
         for spec in self.neighbor_specs():
             idx, shift = nlists[spec]
-            rij, mask = pair_vectors(coord, box, idx, shift)
-            out[spec] = Neighbors(rij, mask, neighbor_types(atype, idx, self.ntypes))
+            if blocked and not spec.mixed_types:
+                sec = np.cumsum([0, *spec.sel])
+                out[spec] = [self._block(coord, box, atype, idx[..., a:b], shift[..., a:b, :])
+                             for a, b in zip(sec[:-1], sec[1:])]
+            else:
+                out[spec] = self._block(coord, box, atype, idx, shift)
         return out
+
+    def _block(self, coord: tf.Tensor, box: tf.Tensor, atype: tf.Tensor, idx: tf.Tensor,
+               shift: tf.Tensor) -> Neighbors:
+        rij, mask = pair_vectors(coord, box, idx, shift)
+        return Neighbors(rij, mask, neighbor_types(atype, idx, self.ntypes))
 
     def predict(self, task: str, coord: tf.Tensor, box: tf.Tensor, atype: tf.Tensor, nlists: NlistInputs,
                 fparam: tf.Tensor | None = None, aparam: tf.Tensor | None = None, *,
@@ -167,7 +182,9 @@ class MultiTaskModel(tf.Module):
             return {"atomic": atomic, "global": tf.reduce_sum(atomic, axis=1)}
         with tf.GradientTape() as tape:
             nbs = self._neighbors(coord, box, atype, nlists)
-            rijs = [nb.rij for nb in nbs.values()]
+            blocks = [(spec, k, nb) for spec, nbv in nbs.items()
+                      for k, nb in enumerate(nbv if isinstance(nbv, list) else [nbv])]
+            rijs = [nb.rij for _, _, nb in blocks]
             tape.watch(rijs)
             d = self.descriptor(nbs, atype)
             ae = head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam)[..., 0]
@@ -175,8 +192,11 @@ class MultiTaskModel(tf.Module):
         grads = tape.gradient(energy, rijs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         force, virial = None, None
         nloc = tf.shape(coord)[1]
-        for (spec, nb), g in zip(nbs.items(), grads):
+        for (spec, k, nb), g in zip(blocks, grads):
             idx = nlists[spec][0]
+            if isinstance(nbs[spec], list):
+                sec = np.cumsum([0, *spec.sel])
+                idx = idx[..., sec[k]:sec[k + 1]]
             f, v = forces_and_virial(g, nb.rij, idx, nloc)
             force = f if force is None else force + f
             virial = v if virial is None else virial + v

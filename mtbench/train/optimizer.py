@@ -23,15 +23,17 @@ class Adam(tf.Module):
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def apply(self, grads: Sequence[tf.Tensor], lr: tf.Tensor) -> None:
+        """One update with TensorFlow's fused Adam kernel (the TF1 ``AdamOptimizer`` arithmetic)."""
         t = tf.cast(self.iterations + 1, tf.float64)
-        lr_t = tf.cast(lr, tf.float64) * tf.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
+        b1p, b2p = self.beta1 ** t, self.beta2 ** t
         for var, g, m, v in zip(self.params, grads, self.m, self.v):
             if g is None:
                 continue
-            g = tf.cast(g, var.dtype)
-            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
-            v.assign(self.beta2 * v + (1.0 - self.beta2) * g * g)
-            var.assign_sub(tf.cast(lr_t, var.dtype) * m / (tf.sqrt(v) + self.epsilon))
+            dt = var.dtype
+            tf.raw_ops.ResourceApplyAdam(
+                var=var.handle, m=m.handle, v=v.handle, beta1_power=tf.cast(b1p, dt), beta2_power=tf.cast(b2p, dt),
+                lr=tf.cast(lr, dt), beta1=tf.constant(self.beta1, dt), beta2=tf.constant(self.beta2, dt),
+                epsilon=tf.constant(self.epsilon, dt), grad=tf.cast(g, dt))
         self.iterations.assign_add(1)
 
     def get_state(self) -> dict[str, np.ndarray]:

@@ -120,3 +120,9 @@ def gather_pair_mask(table: np.ndarray, atype: tf.Tensor, nei_type: tf.Tensor) -
     n = table.shape[0]
     flat = tf.constant(table.reshape(-1))
     return tf.gather(flat, atype[:, :, None] * n + nei_type)
+
+
+def partition_by_type(x: tf.Tensor, atype_flat: tf.Tensor, ntypes: int) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    """Split rows of ``x`` by centre type; returns (parts, row indices) for :func:`tf.dynamic_stitch`."""
+    rows = tf.range(tf.shape(atype_flat)[0])
+    return tf.dynamic_partition(x, atype_flat, ntypes), tf.dynamic_partition(rows, atype_flat, ntypes)

@@ -19,6 +19,7 @@ from mtbench.model.descriptor.base import (
     NeighborSpec,
     gather_pair_mask,
     pair_exclude_table,
+    partition_by_type,
     register_descriptor,
 )
 from mtbench.model.env_mat import (
@@ -30,15 +31,13 @@ from mtbench.model.env_mat import (
 )
 from mtbench.model.networks import MLP, NetworkCollection, canonical_precision, tf_dtype
 
-
-def partition_by_type(x: tf.Tensor, atype_flat: tf.Tensor, ntypes: int) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-    """Split rows of ``x`` by centre type; returns (parts, row indices) for :func:`tf.dynamic_stitch`."""
-    rows = tf.range(tf.shape(atype_flat)[0])
-    return tf.dynamic_partition(x, atype_flat, ntypes), tf.dynamic_partition(rows, atype_flat, ntypes)
+__all__ = ["DescrptSeA", "partition_by_type"]
 
 
 @register_descriptor("se_e2_a")
 class DescrptSeA(Descriptor):
+    neighbor_blocks = True  # accepts one Neighbors per neighbour-type block (see MultiTaskModel._neighbors)
+
     def __init__(self, *, rcut: float, rcut_smth: float, sel: Sequence[int], neuron: Sequence[int],
                  axis_neuron: int, embeddings: NetworkCollection, davg: np.ndarray, dstd: np.ndarray,
                  resnet_dt: bool = False, trainable: bool = True, type_one_side: bool = True,
@@ -139,62 +138,72 @@ class DescrptSeA(Descriptor):
     def dim_emb(self) -> int:
         return self.neuron[-1]
 
-    def _normalized_env(self, nb: Neighbors, atype: tf.Tensor) -> tf.Tensor:
+    def _blocks(self, nb: Neighbors | list[Neighbors]) -> list[Neighbors]:
+        if isinstance(nb, list):
+            return nb
+        return [Neighbors(nb.rij[:, :, a:b], nb.mask[:, :, a:b], nb.nei_type[:, :, a:b])
+                for a, b in zip(self.sec[:-1], self.sec[1:])]
+
+    def _normalized_block(self, nb: Neighbors, atype: tf.Tensor, t: int) -> tf.Tensor:
+        """Normalised env matrix of neighbour-type block ``t``: [nf, nloc, sel_t, 4] in the descriptor precision."""
         em, _ = env_matrix(nb, self.rcut, self.rcut_smth, protection=self.env_protection)
-        rr = normalize_env(em, atype, self.davg, self.dstd)
+        a, b = self.sec[t], self.sec[t + 1]
+        rr = normalize_env(em, atype, self.davg[:, a:b], self.dstd[:, a:b])
         rr = tf.cast(rr, tf_dtype(self.precision))
         if self.exclude_types:
             keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
             rr = rr * tf.cast(keep[..., None], rr.dtype)
         return rr
 
-    def _contract(self, rr: tf.Tensor, net_of_block) -> tf.Tensor:
-        """sum over slots of ``R_ij^T G_ij`` -> [rows, M1, 4]; ``net_of_block(t)`` is the net for neighbour type t."""
-        gr = None
-        for tt in range(self.ntypes):
-            block = rr[:, self.sec[tt]:self.sec[tt + 1], :]  # [rows, sel_t, 4]
-            net = net_of_block(tt)
-            if net is None:
-                continue
-            gg = net(block[..., :1])  # [rows, sel_t, M1]
-            term = tf.matmul(gg, block, transpose_a=True)  # [rows, M1, 4]
-            gr = term if gr is None else gr + term
-        if gr is None:
-            rows = tf.shape(rr)[0]
-            gr = tf.zeros([rows, self.neuron[-1], 4], dtype=rr.dtype)
-        return gr
+    @staticmethod
+    def _contract(block: tf.Tensor, net) -> tf.Tensor:
+        """``sum_j G_j^T R_j`` over one block's slots: [rows, sel_t, 4] -> [rows, M1, 4]."""
+        gg = net(block[..., :1])  # [rows, sel_t, M1]
+        return tf.matmul(gg, block, transpose_a=True)
 
-    def __call__(self, neighbors: dict[NeighborSpec, Neighbors], atype: tf.Tensor) -> DescriptorOutput:
-        nb = neighbors[self.neighbor_specs()[0]]
-        rr = self._normalized_env(nb, atype)
-        shape = tf.shape(rr)
+    def __call__(self, neighbors: dict[NeighborSpec, Neighbors | list[Neighbors]],
+                 atype: tf.Tensor) -> DescriptorOutput:
+        blocks = self._blocks(neighbors[self.neighbor_specs()[0]])
+        shape = tf.shape(atype)
         nf, nloc = shape[0], shape[1]
-        rr_flat = tf.reshape(rr, [-1, self.nnei, 4])
+        m1 = self.neuron[-1]
+        dtype = tf_dtype(self.precision)
+        rrs = [tf.reshape(self._normalized_block(nb, atype, t), [-1, self.sel[t], 4]) for t, nb in enumerate(blocks)]
+        gr = tf.zeros([nf * nloc, m1, 4], dtype=dtype)
         if self.type_one_side:
-            gr = self._contract(rr_flat, lambda tt: self.embeddings.get(tt))
+            for t, rr in enumerate(rrs):
+                gr = gr + self._contract(rr, self.embeddings.get(t))
         else:
             atype_flat = tf.reshape(atype, [-1])
-            parts, rows = partition_by_type(rr_flat, atype_flat, self.ntypes)
-            grs = [self._contract(parts[ti], lambda tt, ti=ti: self.embeddings.get(ti, tt))
-                   for ti in range(self.ntypes)]
+            rows = tf.dynamic_partition(tf.range(nf * nloc), atype_flat, self.ntypes)
+            grs = []
+            for ti in range(self.ntypes):
+                acc = tf.zeros([tf.shape(rows[ti])[0], m1, 4], dtype=dtype)
+                for t, rr in enumerate(rrs):
+                    net = self.embeddings.get(ti, t)
+                    if net is not None:
+                        acc = acc + self._contract(tf.gather(rr, rows[ti]), net)
+                grs.append(acc)
             gr = tf.dynamic_stitch(rows, grs)
         gr = gr / tf.cast(self.nnei, gr.dtype)
-        gr = tf.reshape(gr, [nf, nloc, self.neuron[-1], 4])
+        gr = tf.reshape(gr, [nf, nloc, m1, 4])
         gr1 = gr[:, :, : self.axis_neuron, :]
         grrg = tf.matmul(gr, gr1, transpose_b=True)  # [nf, nloc, M1, axis]
-        desc = tf.reshape(grrg, [nf, nloc, self.neuron[-1] * self.axis_neuron])
+        desc = tf.reshape(grrg, [nf, nloc, m1 * self.axis_neuron])
         return DescriptorOutput(tf.cast(desc, tf.float64), tf.cast(gr[..., 1:], tf.float64))
 
     def compute_input_stats(self, samples: Sequence[tuple[dict[NeighborSpec, Neighbors], tf.Tensor]]) -> None:
         spec = self.neighbor_specs()[0]
         sums = np.zeros((self.ntypes, 5))
         for neighbors, atype in samples:
-            nb = neighbors[spec]
-            em, _ = env_matrix(nb, self.rcut, self.rcut_smth, protection=self.env_protection)
-            if self.exclude_types:
-                keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
-                em = em * tf.cast(keep[..., None], em.dtype)
-            sums += env_stat_sums(em.numpy(), np.asarray(atype), self.ntypes)
+            ems = []
+            for nb in self._blocks(neighbors[spec]):
+                em, _ = env_matrix(nb, self.rcut, self.rcut_smth, protection=self.env_protection)
+                if self.exclude_types:
+                    keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
+                    em = em * tf.cast(keep[..., None], em.dtype)
+                ems.append(em)
+            sums += env_stat_sums(tf.concat(ems, axis=2).numpy(), np.asarray(atype), self.ntypes)
         davg, dstd = env_stat_to_davg_dstd(sums, self.nnei, 4, set_davg_zero=self.set_davg_zero, rcut=self.rcut)
         self.davg.assign(davg)
         self.dstd.assign(dstd)
