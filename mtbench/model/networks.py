@@ -83,7 +83,12 @@ class Dense(tf.Module):
         return int(self.w.shape[1])
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        y = tf.matmul(x, self.w) if len(x.shape) == 2 else tf.tensordot(x, self.w, axes=1)
+        if self.num_in == 1:  # an outer product: cheaper as a broadcast than as a K=1 matmul
+            y = x * self.w[0]
+        elif len(x.shape) == 2:
+            y = tf.matmul(x, self.w)
+        else:
+            y = tf.tensordot(x, self.w, axes=1)
         if self.b is not None:
             y = y + self.b
         y = self._act(y)
@@ -92,7 +97,10 @@ class Dense(tf.Module):
         if self.resnet and self.num_out == self.num_in:
             y = y + x
         elif self.resnet and self.num_out == 2 * self.num_in:
-            y = y + tf.concat([x, x], axis=-1)
+            # y + [x, x] written as a broadcast over a split axis: its gradient is one sum, not two slices
+            shape = tf.shape(y)
+            halves = tf.reshape(y, tf.concat([shape[:-1], [2, self.num_in]], axis=0)) + x[..., None, :]
+            y = tf.reshape(halves, shape)
         return y
 
     @classmethod
