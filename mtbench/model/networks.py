@@ -31,8 +31,8 @@ def tf_dtype(precision: str | None) -> tf.DType:
 
 
 def _gelu(x: tf.Tensor) -> tf.Tensor:
-    c = tf.cast(math.sqrt(2.0 / math.pi), x.dtype)
-    return 0.5 * x * (1.0 + tf.tanh(c * (x + tf.cast(0.044715, x.dtype) * x * x * x)))
+    c = tf.constant(math.sqrt(2.0 / math.pi), dtype=x.dtype)  # not tf.cast(float): that rounds to float32 first
+    return 0.5 * x * (1.0 + tf.tanh(c * (x + tf.constant(0.044715, dtype=x.dtype) * x * x * x)))
 
 
 ACTIVATIONS = {

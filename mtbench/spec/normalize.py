@@ -83,6 +83,7 @@ def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         raise SpecError("model.descriptor", "required key is missing")
     if "type_embedding" in model:
         model["type_embedding"] = _section(model["type_embedding"], reg.TYPE_EMBEDDING, "model.type_embedding")
+        model["descriptor"] = _v2_type_embedding(model["descriptor"], model["type_embedding"])
     descriptor = _descriptor(model["descriptor"], "model.descriptor")
 
     out: dict[str, Any] = {}
@@ -198,6 +199,18 @@ def _variant(value: Any, kind: str, path: str, default_type: str) -> dict[str, A
     if kind_of(out.get("sel_type")) == "int":
         out["sel_type"] = [out["sel_type"]]
     return out
+
+
+def _v2_type_embedding(descriptor: Any, tebd: Mapping[str, Any]) -> Any:
+    """DeePMD-kit v2's model-level ``type_embedding`` sizes se_atten's type embedding (v3: ``tebd_dim``)."""
+    if not isinstance(descriptor, Mapping) or descriptor.get("type") not in ("se_atten", "se_atten_v2", "dpa1"):
+        return descriptor
+    neuron = list(tebd.get("neuron") or [8])
+    dim = int(neuron[-1])
+    if "tebd_dim" in descriptor and int(descriptor["tebd_dim"]) != dim:
+        raise SpecError("model.descriptor.tebd_dim", f"is {descriptor['tebd_dim']} but model.type_embedding.neuron "
+                        f"ends with {dim}; give one of them")
+    return {**descriptor, "tebd_dim": dim}
 
 
 def _v2_stripped_type_embedding(body: dict[str, Any], path: str) -> dict[str, Any]:
