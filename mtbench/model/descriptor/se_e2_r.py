@@ -1,0 +1,291 @@
+"""DeePMD's smooth-edition two-body radial descriptor (``se_e2_r``, alias ``se_r``).
+
+Each neighbour slot gets an embedding ``G_ij = N(s_ij)`` of its normalised smooth inverse distance; the descriptor is
+``D_i = 0.2 * sum_j G_ij / N_s``, the mean over all ``N_s = sum(sel)`` slots (padding included) times 1/5. There is
+no rotation matrix: the descriptor only pairs with energy fittings.
+
+The numbers are those of DeePMD-kit v3's NumPy reference (``deepmd.dpmodel`` DescrptSeR). With
+``type_one_side: true`` (one net per neighbour type) excluded pairs feed a zero input to the net, so they still add
+``N(0)``, exactly as the reference. ``type_one_side: false`` (one net per centre and neighbour type; the DeePMD input
+default) is not implemented by the NumPy reference; it follows DeePMD-kit's TensorFlow code instead: an excluded
+(centre, neighbour) type pair adds nothing, and its net is stored zeroed, as DeePMD-kit serializes it.
+
+The small helpers at the bottom are shared with :mod:`se_e3`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from mtbench.errors import SpecError
+from mtbench.model.descriptor.base import (
+    Descriptor,
+    DescriptorOutput,
+    NeighborSpec,
+    gather_pair_mask,
+    pair_exclude_table,
+    register_descriptor,
+)
+from mtbench.model.env_mat import Neighbors, env_matrix, env_stat_sums, env_stat_to_davg_dstd, normalize_env
+from mtbench.model.networks import MLP, NetworkCollection, canonical_precision, tf_dtype
+
+RADIAL_RESCALE = 0.2  # DeePMD's ``res_rescale`` of se_e2_r
+
+
+@register_descriptor("se_e2_r")
+class DescrptSeR(Descriptor):
+    serial_type = "se_r"  # the name DeePMD-kit writes in its serialized dict
+
+    def __init__(self, *, rcut: float, rcut_smth: float, sel: Sequence[int], neuron: Sequence[int],
+                 embeddings: NetworkCollection, davg: np.ndarray, dstd: np.ndarray,
+                 unused_nets: dict[int, dict[str, Any]] | None = None, resnet_dt: bool = False,
+                 trainable: bool = True, type_one_side: bool = True, exclude_types: Sequence[Sequence[int]] = (),
+                 env_protection: float = 0.0, set_davg_zero: bool = False, activation_function: str = "tanh",
+                 precision: str = "float64", type_map: Sequence[str] | None = None, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
+        self.sel = [int(s) for s in sel]
+        self.ntypes = len(self.sel)
+        self.nnei = sum(self.sel)
+        self.sec = np.cumsum([0] + self.sel).tolist()
+        self.neuron = [int(n) for n in neuron]
+        self.resnet_dt, self.trainable, self.type_one_side = bool(resnet_dt), bool(trainable), bool(type_one_side)
+        self.exclude_types = [list(map(int, p)) for p in exclude_types]
+        self.env_protection = float(env_protection)
+        self.set_davg_zero = bool(set_davg_zero)
+        self.activation_function = activation_function
+        self.precision = canonical_precision(precision)
+        self.type_map = list(type_map) if type_map is not None else None
+        self.embeddings = embeddings
+        # nets that are stored but never evaluated (excluded pairs of the two-side form), written back verbatim
+        self.unused_nets = dict(unused_nets or {})
+        self.davg = tf.Variable(np.asarray(davg, dtype=np.float64).reshape(self.ntypes, self.nnei, 1),
+                                trainable=False, name="davg")
+        self.dstd = tf.Variable(np.asarray(dstd, dtype=np.float64).reshape(self.ntypes, self.nnei, 1),
+                                trainable=False, name="dstd")
+        self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
+        self._excluded = {(a, b) for a, b in self.exclude_types} | {(b, a) for a, b in self.exclude_types}
+
+    # --- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, config: dict[str, Any], type_map: Sequence[str], rng: np.random.Generator) -> DescrptSeR:
+        """Fresh descriptor from DeePMD input keys (missing keys take DeePMD's input defaults)."""
+        ntypes = len(type_map)
+        sel = check_sel(config.get("sel"), ntypes)
+        neuron = list(config.get("neuron", [10, 20, 40]))
+        one_side = bool(config.get("type_one_side", False))
+        excluded = symmetric_pairs(config.get("exclude_types", []))
+        kw = net_options(config)
+        nets: list[MLP | None] = []
+        unused: dict[int, dict[str, Any]] = {}
+        if one_side:
+            nets = [MLP.embedding(1, neuron, rng=rng, **kw) for _ in range(ntypes)]
+        else:
+            coll = NetworkCollection(2, ntypes, "embedding_network", [None] * ntypes ** 2)
+            nets = [None] * ntypes ** 2
+            for tt in range(ntypes):  # neighbour type outer, centre type inner: the collection's index order
+                for ti in range(ntypes):
+                    k = coll.index(ti, tt)
+                    if (ti, tt) in excluded:
+                        unused[k] = zero_network_dict(1, neuron, **kw)
+                    else:
+                        nets[k] = MLP.embedding(1, neuron, rng=rng, **kw)
+        nnei = sum(sel)
+        return cls(rcut=config.get("rcut", 6.0), rcut_smth=config.get("rcut_smth", 0.5), sel=sel, neuron=neuron,
+                   embeddings=NetworkCollection(1 if one_side else 2, ntypes, "embedding_network", nets),
+                   davg=np.zeros((ntypes, nnei, 1)), dstd=np.ones((ntypes, nnei, 1)), unused_nets=unused,
+                   resnet_dt=kw["resnet_dt"], trainable=kw["trainable"], type_one_side=one_side,
+                   exclude_types=config.get("exclude_types", []), env_protection=config.get("env_protection", 0.0),
+                   set_davg_zero=config.get("set_davg_zero", False), activation_function=kw["activation_function"],
+                   precision=kw["precision"], type_map=type_map)
+
+    def to_dict(self) -> dict[str, Any]:
+        np_dtype = np.dtype(self.precision)
+        return {
+            "@class": "Descriptor", "type": self.serial_type, "@version": 2,
+            "rcut": self.rcut, "rcut_smth": self.rcut_smth, "sel": list(self.sel), "neuron": list(self.neuron),
+            "resnet_dt": self.resnet_dt, "trainable": self.trainable, "type_one_side": self.type_one_side,
+            "exclude_types": [list(p) for p in self.exclude_types], "env_protection": self.env_protection,
+            "set_davg_zero": self.set_davg_zero, "activation_function": self.activation_function,
+            "precision": self.precision, "spin": None,
+            "env_mat": env_mat_dict(self.rcut, self.rcut_smth, self.env_protection),
+            "embeddings": collection_dict(self.embeddings, self.unused_nets),
+            "@variables": {"davg": self.davg.numpy().astype(np_dtype), "dstd": self.dstd.numpy().astype(np_dtype)},
+            "type_map": self.type_map,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DescrptSeR:
+        check_plain(data)
+        one_side = bool(data.get("type_one_side", True))
+        excluded = symmetric_pairs(data.get("exclude_types", []))
+        ntypes = len(data["sel"])
+        skip = set()
+        if not one_side:
+            skip = {ti + tt * ntypes for ti, tt in excluded}
+        embeddings, unused = collection_from_dict(data["embeddings"], skip, trainable=data.get("trainable", True))
+        var = data["@variables"]
+        return cls(rcut=data["rcut"], rcut_smth=data["rcut_smth"], sel=data["sel"], neuron=data["neuron"],
+                   embeddings=embeddings, davg=var["davg"], dstd=var["dstd"], unused_nets=unused,
+                   resnet_dt=data.get("resnet_dt", False), trainable=data.get("trainable", True),
+                   type_one_side=one_side, exclude_types=data.get("exclude_types", []),
+                   env_protection=data.get("env_protection", 0.0), set_davg_zero=data.get("set_davg_zero", False),
+                   activation_function=data.get("activation_function", "tanh"),
+                   precision=data.get("precision", "float64"), type_map=data.get("type_map"))
+
+    # --- interface ----------------------------------------------------------------------------------------
+    def neighbor_specs(self) -> list[NeighborSpec]:
+        return [NeighborSpec(self.rcut, tuple(self.sel), False)]
+
+    @property
+    def dim_out(self) -> int:
+        return self.neuron[-1]
+
+    @property
+    def dim_emb(self) -> int:
+        return self.neuron[-1]
+
+    @property
+    def has_rot_mat(self) -> bool:
+        return False
+
+    def _sum_embeddings(self, rr: tf.Tensor, net_of_block) -> tf.Tensor:
+        """``sum_j G_ij`` over the slots of every neighbour type with a net: [rows, M]."""
+        total = None
+        for tt in range(self.ntypes):
+            net = net_of_block(tt)
+            if net is None or self.sel[tt] == 0:
+                continue
+            gg = net(rr[:, self.sec[tt]:self.sec[tt + 1], :])  # [rows, sel_t, M]
+            part = tf.reduce_sum(gg, axis=1)
+            total = part if total is None else total + part
+        if total is None:
+            total = tf.zeros([tf.shape(rr)[0], self.neuron[-1]], dtype=rr.dtype)
+        return total
+
+    def __call__(self, neighbors: dict[NeighborSpec, Neighbors], atype: tf.Tensor) -> DescriptorOutput:
+        nb = neighbors[self.neighbor_specs()[0]]
+        em, _ = env_matrix(nb, self.rcut, self.rcut_smth, radial_only=True, protection=self.env_protection)
+        rr = tf.cast(normalize_env(em, atype, self.davg, self.dstd), tf_dtype(self.precision))
+        shape = tf.shape(rr)
+        nf, nloc = shape[0], shape[1]
+        if self.type_one_side:
+            if self.exclude_types:
+                keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
+                rr = rr * tf.cast(keep[..., None], rr.dtype)
+            total = self._sum_embeddings(tf.reshape(rr, [-1, self.nnei, 1]), lambda tt: self.embeddings.get(tt))
+        else:
+            parts, rows = partition_by_type(tf.reshape(rr, [-1, self.nnei, 1]), tf.reshape(atype, [-1]),
+                                            self.ntypes)
+            total = tf.dynamic_stitch(rows, [
+                self._sum_embeddings(parts[ti], lambda tt, ti=ti: None if (ti, tt) in self._excluded
+                                     else self.embeddings.get(ti, tt))
+                for ti in range(self.ntypes)])
+        desc = total * tf.constant(RADIAL_RESCALE / self.nnei, total.dtype)  # (tf.cast would round via float32)
+        return DescriptorOutput(tf.cast(tf.reshape(desc, [nf, nloc, self.neuron[-1]]), tf.float64), None)
+
+    def compute_input_stats(self, samples: Sequence[tuple[dict[NeighborSpec, Neighbors], tf.Tensor]]) -> None:
+        spec = self.neighbor_specs()[0]
+        sums = np.zeros((self.ntypes, 5))
+        for neighbors, atype in samples:
+            nb = neighbors[spec]
+            em, _ = env_matrix(nb, self.rcut, self.rcut_smth, radial_only=True, protection=self.env_protection)
+            if self.exclude_types:
+                keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
+                em = em * tf.cast(keep[..., None], em.dtype)
+            sums += env_stat_sums(em.numpy(), np.asarray(atype), self.ntypes)
+        assign_env_stats(self, sums, ncol=1)
+
+
+# --- helpers shared by the se_e2_r / se_e3 descriptors ------------------------------------------------------
+def partition_by_type(x: tf.Tensor, atype_flat: tf.Tensor, ntypes: int) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    """Split rows of ``x`` by centre type; returns (parts, row indices) for :func:`tf.dynamic_stitch`."""
+    rows = tf.range(tf.shape(atype_flat)[0])
+    return tf.dynamic_partition(x, atype_flat, ntypes), tf.dynamic_partition(rows, atype_flat, ntypes)
+
+
+EMPTY_TYPE_STD = 0.1  # DeePMD-kit v3's std for a centre type absent from the statistics data
+
+
+def check_sel(sel: Any, ntypes: int, key: str = "model.descriptor.sel") -> list[int]:
+    """``sel`` as one non-negative int per type (``auto`` must have been resolved from data before)."""
+    if isinstance(sel, str) or not isinstance(sel, Sequence):
+        raise SpecError(key, f"expected one neighbour count per type (resolve 'auto' first), got {sel!r}")
+    out = [int(s) for s in sel]
+    if len(out) != ntypes or any(s < 0 for s in out):
+        raise SpecError(key, f"expected {ntypes} non-negative neighbour counts (one per type), got {list(sel)}")
+    return out
+
+
+def symmetric_pairs(pairs: Sequence[Sequence[int]]) -> set[tuple[int, int]]:
+    out = set()
+    for a, b in pairs:
+        out |= {(int(a), int(b)), (int(b), int(a))}
+    return out
+
+
+def net_options(config: dict[str, Any]) -> dict[str, Any]:
+    return {"activation_function": config.get("activation_function", "tanh"),
+            "resnet_dt": bool(config.get("resnet_dt", False)),
+            "precision": canonical_precision(config.get("precision", "float64")),
+            "trainable": bool(config.get("trainable", True))}
+
+
+def zero_network_dict(in_dim: int, neuron: Sequence[int], **kw: Any) -> dict[str, Any]:
+    """A serialized embedding net with every weight zero: how DeePMD-kit stores nets it never evaluates."""
+    data = MLP.embedding(in_dim, neuron, rng=np.random.default_rng(0), **kw).to_dict()
+    for layer in data["layers"]:
+        layer["@variables"] = {k: None if v is None else np.zeros_like(v) for k, v in layer["@variables"].items()}
+    return data
+
+
+def collection_dict(coll: NetworkCollection, unused: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    data = coll.to_dict()
+    for k, net in unused.items():
+        data["networks"][k] = net
+    return data
+
+
+def collection_from_dict(data: dict[str, Any], unused: set[int], *, trainable: bool,
+                         frozen: set[int] = frozenset()) -> tuple[NetworkCollection, dict[int, dict[str, Any]]]:
+    """Nets to evaluate as modules (``frozen`` ones not trainable); the ``unused`` ones kept as plain dicts."""
+    nets: list[MLP | None] = []
+    kept: dict[int, dict[str, Any]] = {}
+    for k, nd in enumerate(data["networks"]):
+        if k in unused or nd is None:
+            nets.append(None)
+            if nd is not None:
+                kept[k] = nd
+        else:
+            nets.append(MLP.from_dict(nd, trainable=False if k in frozen else trainable))
+    return NetworkCollection(data["ndim"], data["ntypes"], data.get("network_type", "embedding_network"), nets), kept
+
+
+def env_mat_dict(rcut: float, rcut_smth: float, protection: float) -> dict[str, Any]:
+    return {"rcut": rcut, "rcut_smth": rcut_smth, "protection": protection, "use_exp_switch": False}
+
+
+def check_plain(data: dict[str, Any]) -> None:
+    if data.get("compress"):
+        raise ValueError(f"compressed {data.get('type')} models are not supported; export the uncompressed model")
+    if data.get("spin"):
+        raise ValueError("spin models are not supported")
+
+
+def assign_env_stats(desc: Any, sums: np.ndarray, ncol: int) -> None:
+    """Pooled env-matrix sums -> ``desc.davg``/``desc.dstd`` by DeePMD-kit v3's rules.
+
+    A centre type with no atoms in the data gets mean 0 and std 0.1; with ``set_davg_zero`` the mean is left as it
+    is (it starts at zero), as the reference does.
+    """
+    davg, dstd = env_stat_to_davg_dstd(sums, desc.nnei, ncol, set_davg_zero=False, rcut=desc.rcut)
+    empty = sums[:, 0] == 0
+    davg[empty] = 0.0
+    dstd[empty] = EMPTY_TYPE_STD
+    if not desc.set_davg_zero:
+        desc.davg.assign(davg)
+    desc.dstd.assign(dstd)

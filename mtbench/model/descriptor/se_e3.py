@@ -1,0 +1,204 @@
+"""DeePMD's three-body embedding descriptor (``se_e3``; aliases ``se_at``, ``se_a_3be``, ``se_t``).
+
+For every pair of neighbour types ``t1 <= t2`` the angular products ``theta_jk = R_ij . R_ik`` of the normalised
+directional rows (``j`` in the slots of ``t1``, ``k`` in those of ``t2``) go through one embedding net, and
+``D_i = sum_{t1<=t2} 1/(sel_t1 sel_t2) sum_jk theta_jk N_t1t2(theta_jk)``. No rotation matrix: energy fittings
+only.
+
+The numbers are those of DeePMD-kit v3's NumPy reference (``deepmd.dpmodel`` DescrptSeT). Its serialized dict holds
+``ntypes**2`` nets; those with ``t1 > t2`` are never evaluated and DeePMD-kit writes them zeroed, as it does for the
+nets of excluded type pairs -- which it does evaluate (for centres of a third type), so a zeroed net there makes
+that block contribute nothing. mtbench builds those nets zeroed and keeps them frozen, so a model and its DeePMD-kit
+round trip always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from mtbench.model.descriptor.base import (
+    Descriptor,
+    DescriptorOutput,
+    NeighborSpec,
+    gather_pair_mask,
+    pair_exclude_table,
+    register_descriptor,
+)
+from mtbench.model.descriptor.se_e2_r import (
+    assign_env_stats,
+    check_plain,
+    check_sel,
+    collection_dict,
+    collection_from_dict,
+    env_mat_dict,
+    net_options,
+    symmetric_pairs,
+    zero_network_dict,
+)
+from mtbench.model.env_mat import Neighbors, env_matrix, env_stat_sums, normalize_env
+from mtbench.model.networks import MLP, NetworkCollection, canonical_precision, tf_dtype
+
+
+@register_descriptor("se_e3")
+class DescrptSeT(Descriptor):
+    def __init__(self, *, rcut: float, rcut_smth: float, sel: Sequence[int], neuron: Sequence[int],
+                 embeddings: NetworkCollection, davg: np.ndarray, dstd: np.ndarray,
+                 unused_nets: dict[int, dict[str, Any]] | None = None, resnet_dt: bool = False,
+                 trainable: bool = True, exclude_types: Sequence[Sequence[int]] = (), env_protection: float = 0.0,
+                 set_davg_zero: bool = False, activation_function: str = "tanh", precision: str = "float64",
+                 type_map: Sequence[str] | None = None, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
+        self.sel = [int(s) for s in sel]
+        self.ntypes = len(self.sel)
+        self.nnei = sum(self.sel)
+        self.sec = np.cumsum([0] + self.sel).tolist()
+        self.neuron = [int(n) for n in neuron]
+        self.resnet_dt, self.trainable = bool(resnet_dt), bool(trainable)
+        self.exclude_types = [list(map(int, p)) for p in exclude_types]
+        self.env_protection = float(env_protection)
+        self.set_davg_zero = bool(set_davg_zero)
+        self.activation_function = activation_function
+        self.precision = canonical_precision(precision)
+        self.type_map = list(type_map) if type_map is not None else None
+        self.embeddings = embeddings
+        self.unused_nets = dict(unused_nets or {})  # the t1 > t2 nets, written back verbatim
+        self.davg = tf.Variable(np.asarray(davg, dtype=np.float64).reshape(self.ntypes, self.nnei, 4),
+                                trainable=False, name="davg")
+        self.dstd = tf.Variable(np.asarray(dstd, dtype=np.float64).reshape(self.ntypes, self.nnei, 4),
+                                trainable=False, name="dstd")
+        self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
+
+    # --- construction -------------------------------------------------------------------------------------
+    @staticmethod
+    def _roles(ntypes: int, excluded: set[tuple[int, int]]) -> tuple[set[int], set[int]]:
+        """Collection indices of the nets never evaluated (t1 > t2) and of the zeroed, frozen ones (excluded)."""
+        unused, frozen = set(), set()
+        for t2 in range(ntypes):
+            for t1 in range(ntypes):
+                k = t1 + t2 * ntypes
+                if t1 > t2:
+                    unused.add(k)
+                elif (t1, t2) in excluded:
+                    frozen.add(k)
+        return unused, frozen
+
+    @classmethod
+    def build(cls, config: dict[str, Any], type_map: Sequence[str], rng: np.random.Generator) -> DescrptSeT:
+        """Fresh descriptor from DeePMD input keys (missing keys take DeePMD's input defaults)."""
+        ntypes = len(type_map)
+        sel = check_sel(config.get("sel"), ntypes)
+        neuron = list(config.get("neuron", [10, 20, 40]))
+        kw = net_options(config)
+        unused_idx, frozen_idx = cls._roles(ntypes, symmetric_pairs(config.get("exclude_types", [])))
+        nets: list[MLP | None] = []
+        unused: dict[int, dict[str, Any]] = {}
+        for k in range(ntypes ** 2):
+            if k in unused_idx:
+                nets.append(None)
+                unused[k] = zero_network_dict(1, neuron, **kw)
+            elif k in frozen_idx:
+                nets.append(MLP.from_dict(zero_network_dict(1, neuron, **kw), trainable=False))
+            else:
+                nets.append(MLP.embedding(1, neuron, rng=rng, **kw))
+        nnei = sum(sel)
+        return cls(rcut=config.get("rcut", 6.0), rcut_smth=config.get("rcut_smth", 0.5), sel=sel, neuron=neuron,
+                   embeddings=NetworkCollection(2, ntypes, "embedding_network", nets),
+                   davg=np.zeros((ntypes, nnei, 4)), dstd=np.ones((ntypes, nnei, 4)), unused_nets=unused,
+                   resnet_dt=kw["resnet_dt"], trainable=kw["trainable"],
+                   exclude_types=config.get("exclude_types", []), env_protection=config.get("env_protection", 0.0),
+                   set_davg_zero=config.get("set_davg_zero", False), activation_function=kw["activation_function"],
+                   precision=kw["precision"], type_map=type_map)
+
+    def to_dict(self) -> dict[str, Any]:
+        np_dtype = np.dtype(self.precision)
+        embeddings = collection_dict(self.embeddings, self.unused_nets)
+        _, frozen = self._roles(self.ntypes, symmetric_pairs(self.exclude_types))
+        for k in frozen:  # frozen here only; in the file they carry the descriptor's flag, as DeePMD writes them
+            for layer in embeddings["networks"][k]["layers"]:
+                layer["trainable"] = self.trainable
+        return {
+            "@class": "Descriptor", "type": "se_e3", "@version": 2,
+            "rcut": self.rcut, "rcut_smth": self.rcut_smth, "sel": list(self.sel), "neuron": list(self.neuron),
+            "resnet_dt": self.resnet_dt, "set_davg_zero": self.set_davg_zero,
+            "activation_function": self.activation_function, "precision": self.precision,
+            "embeddings": embeddings,
+            "env_mat": env_mat_dict(self.rcut, self.rcut_smth, self.env_protection),
+            "exclude_types": [list(p) for p in self.exclude_types], "env_protection": self.env_protection,
+            "@variables": {"davg": self.davg.numpy().astype(np_dtype), "dstd": self.dstd.numpy().astype(np_dtype)},
+            "type_map": self.type_map, "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DescrptSeT:
+        check_plain(data)
+        ntypes = len(data["sel"])
+        unused_idx, frozen_idx = cls._roles(ntypes, symmetric_pairs(data.get("exclude_types", [])))
+        embeddings, unused = collection_from_dict(data["embeddings"], unused_idx,
+                                                  trainable=data.get("trainable", True), frozen=frozen_idx)
+        var = data["@variables"]
+        return cls(rcut=data["rcut"], rcut_smth=data["rcut_smth"], sel=data["sel"], neuron=data["neuron"],
+                   embeddings=embeddings, davg=var["davg"], dstd=var["dstd"], unused_nets=unused,
+                   resnet_dt=data.get("resnet_dt", False), trainable=data.get("trainable", True),
+                   exclude_types=data.get("exclude_types", []), env_protection=data.get("env_protection", 0.0),
+                   set_davg_zero=data.get("set_davg_zero", False),
+                   activation_function=data.get("activation_function", "tanh"),
+                   precision=data.get("precision", "float64"), type_map=data.get("type_map"))
+
+    # --- interface ----------------------------------------------------------------------------------------
+    def neighbor_specs(self) -> list[NeighborSpec]:
+        return [NeighborSpec(self.rcut, tuple(self.sel), False)]
+
+    @property
+    def dim_out(self) -> int:
+        return self.neuron[-1]
+
+    @property
+    def dim_emb(self) -> int:
+        return self.neuron[-1]
+
+    @property
+    def has_rot_mat(self) -> bool:
+        return False
+
+    def __call__(self, neighbors: dict[NeighborSpec, Neighbors], atype: tf.Tensor) -> DescriptorOutput:
+        nb = neighbors[self.neighbor_specs()[0]]
+        em, _ = env_matrix(nb, self.rcut, self.rcut_smth, protection=self.env_protection)
+        rr = tf.cast(normalize_env(em, atype, self.davg, self.dstd), tf_dtype(self.precision))
+        shape = tf.shape(rr)
+        nf, nloc = shape[0], shape[1]
+        ang = rr[..., 1:]
+        if self.exclude_types:
+            keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
+            ang = ang * tf.cast(keep[..., None], ang.dtype)
+        ang = tf.reshape(ang, [-1, self.nnei, 3])
+        total = tf.zeros([tf.shape(ang)[0], self.neuron[-1]], dtype=ang.dtype)
+        for t1 in range(self.ntypes):
+            for t2 in range(t1, self.ntypes):
+                net = self.embeddings.get(t1, t2)
+                if net is None or self.sel[t1] == 0 or self.sel[t2] == 0:
+                    continue
+                a1 = ang[:, self.sec[t1]:self.sec[t1 + 1], :]
+                a2 = ang[:, self.sec[t2]:self.sec[t2 + 1], :]
+                theta = tf.matmul(a1, a2, transpose_b=True)  # [rows, sel_t1, sel_t2]
+                gg = net(theta[..., None])  # [rows, sel_t1, sel_t2, M]
+                part = tf.einsum("rjk,rjkm->rm", theta, gg)
+                total = total + part / tf.constant(self.sel[t1] * self.sel[t2], part.dtype)
+        desc = tf.reshape(total, [nf, nloc, self.neuron[-1]])
+        return DescriptorOutput(tf.cast(desc, tf.float64), None)
+
+    def compute_input_stats(self, samples: Sequence[tuple[dict[NeighborSpec, Neighbors], tf.Tensor]]) -> None:
+        spec = self.neighbor_specs()[0]
+        sums = np.zeros((self.ntypes, 5))
+        for neighbors, atype in samples:
+            nb = neighbors[spec]
+            em, _ = env_matrix(nb, self.rcut, self.rcut_smth, protection=self.env_protection)
+            if self.exclude_types:
+                keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
+                em = em * tf.cast(keep[..., None], em.dtype)
+            sums += env_stat_sums(em.numpy(), np.asarray(atype), self.ntypes)
+        assign_env_stats(self, sums, ncol=4)
