@@ -88,11 +88,13 @@ def run_one(tool: Tool, workload: Workload, spec: dict[str, Any], run_dir: Path,
     log_text = Path(rec.log_path).read_text(errors="replace")
 
     # learning-curve timestamps -> wall time per block (same method for every tool)
-    points = [(step, st.t) for st in rec.stamps if (step := lcurve_step(st.text)) is not None]
+    stamps = [(step, st) for st in rec.stamps if (step := lcurve_step(st.text)) is not None]
+    points = [(step, st.t) for step, st in stamps]
     blocks = []
-    for (s0, t0), (s1, t1) in itertools.pairwise(points):
+    for (s0, a), (s1, b) in itertools.pairwise(stamps):
         if s1 > s0:
-            blocks.append({"step": s1, "steps": s1 - s0, "lcurve_wall_s": t1 - t0})
+            cpu = (b.cpu_s - a.cpu_s) if (a.cpu_s is not None and b.cpu_s is not None) else None
+            blocks.append({"step": s1, "steps": s1 - s0, "lcurve_wall_s": b.t - a.t, "cpu_s": cpu})
     own = {b.step: b for b in tool.own_timing(run_dir, log_text, disp_freq)}
     for b in blocks:
         ob = own.get(b["step"])
@@ -118,10 +120,12 @@ def run_one(tool: Tool, workload: Workload, spec: dict[str, Any], run_dir: Path,
         "maxrss_mb": rec.maxrss_mb,
         "tree_rss_mb": rec.tree_rss_mb,
         "loadavg_1min_before": load_before,
+        "loadavg_1min_after": os.getloadavg()[0],
         "numb_steps": spec["training"]["numb_steps"],
         "disp_freq": disp_freq,
         "steps_done": points[-1][0] if points else 0,
         "s_per_step": per_step("lcurve_wall_s"),
+        "cpu_s_per_step": per_step("cpu_s"),
         "own_train_s_per_step": per_step("own_train_s"),
         "own_wall_s_per_step": per_step("own_wall_s"),
         "blocks": blocks,
@@ -165,7 +169,8 @@ def describe_run(label: str, r: dict[str, Any]) -> str:
                                                   f"FAILED rc={r['returncode']} (log: {r['log']})")
     fmt = lambda x, f: "-" if x is None else format(x, f)
     return (f"[bench] {label} {r['tool']:<14s} {status}: {r['steps_done']} steps, "
-            f"{fmt(s['median'], '.4f')} s/step (IQR {fmt(s['iqr'], '.4f')}; own {fmt(own['median'], '.4f')}), "
+            f"{fmt(s['median'], '.4f')} s/step (IQR {fmt(s['iqr'], '.4f')}; own {fmt(own['median'], '.4f')}; "
+            f"CPU {fmt(stats(r['cpu_s_per_step'])['median'], '.3f')} s/step), "
             f"start-up {fmt(r['startup_s'], '.1f')} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
             f"val rmse_e {fmt(r['final'].get('rmse_e_val'), '.3e')}, rmse_f {fmt(r['final'].get('rmse_f_val'), '.3e')}")
 
@@ -330,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir).resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix="mtbench-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.output).resolve() if args.output else work / "results.json"
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 * cpus:
+        log(f"[bench] warning: load average {load:.1f} on {cpus} CPUs before starting; other work on this machine "
+            "inflates and spreads the timings (the JSON keeps the load before and after each run)")
     log(f"[bench] tools: {', '.join(t.name for t in tools)}; workloads: {', '.join(w.name for w in workloads)}; "
         f"modes: {', '.join(modes)}; data: {data.source}; run folders: {work}")
 

@@ -17,6 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib.data import fill_input, replicate_system
+from benchlib.monitor import process_cpu_s, run_monitored
 from benchlib.report import stats, summarize
 from benchlib.tools import lcurve_step, parse_dp_log, parse_mtbench_timing, read_lcurve
 
@@ -120,6 +121,34 @@ def test_replicate_system() -> None:
     # copy (1,1,1) is the original shifted by a+b+c
     np.testing.assert_allclose(c[:, 7 * n:] - c[:, :n], np.broadcast_to([3.0, 4.0, 5.0], (2, n, 3)))
     assert (dst / "type.raw").read_text().split() == ["0", "1", "1", "0"] * 8
+
+
+FAKE_TRAINER = """
+import sys, time
+with open("lcurve.out", "w") as f:
+    f.write("#  step rmse_val lr\\n")
+    for step in range(0, 1000, 10):
+        f.write(f"{step:7d} 1.0e+00 1.0e-03\\n")
+        f.flush()
+        t = time.process_time() + 0.05
+        while time.process_time() < t:  # burn CPU so the CPU time per block is > 0
+            pass
+"""
+
+
+def test_monitor_stamps_and_deadline() -> None:
+    run_dir = Path(tempfile.mkdtemp())
+    rec = run_monitored([sys.executable, "-c", FAKE_TRAINER], cwd=run_dir, env={"PATH": "/usr/bin:/bin"},
+                        log_path=run_dir / "log.txt", watch=lambda: run_dir / "lcurve.out", deadline_s=1.0,
+                        poll_s=0.01)
+    assert rec.killed_at_deadline and rec.returncode != 0
+    steps = [lcurve_step(st.text) for st in rec.stamps]
+    assert steps[:3] == [0, 10, 20] and len(steps) < 100
+    assert all(b.t >= a.t for a, b in zip(rec.stamps, rec.stamps[1:]))
+    cpu = [st.cpu_s for st in rec.stamps if st.cpu_s is not None]
+    assert cpu and cpu[-1] > cpu[0]
+    assert rec.maxrss_mb > 1.0 and rec.peak_rss_mb == rec.maxrss_mb
+    assert process_cpu_s(2**22 + 12345) is None  # no such process
 
 
 def test_summary_ratio() -> None:

@@ -49,6 +49,7 @@ def summarize(runs: Sequence[Mapping[str, Any]], keys: Sequence[str], reference_
         row["runs"] = len(rs)
         row["failed"] = len(rs) - len(ok)
         row["s_per_step"] = stats([x for r in ok for x in r.get("s_per_step", [])])
+        row["cpu_s_per_step"] = stats([x for r in ok for x in r.get("cpu_s_per_step", [])])
         row["own_train_s_per_step"] = stats([x for r in ok for x in r.get("own_train_s_per_step", [])])
         row["own_wall_s_per_step"] = stats([x for r in ok for x in r.get("own_wall_s_per_step", [])])
         row["startup_s"] = _median(r.get("startup_s") for r in ok)
@@ -61,7 +62,8 @@ def summarize(runs: Sequence[Mapping[str, Any]], keys: Sequence[str], reference_
     for row in rows:
         ref_key = tuple(reference_tool if k == "tool" else row.get(k) for k in keys)
         ref = by_key.get(ref_key)
-        for key, out in (("s_per_step", "ratio_to_reference"), ("own_train_s_per_step", "train_ratio_to_reference")):
+        for key, out in (("s_per_step", "ratio_to_reference"), ("own_train_s_per_step", "train_ratio_to_reference"),
+                         ("cpu_s_per_step", "cpu_ratio_to_reference")):
             a = row[key]["median"]
             b = ref[key]["median"] if ref else None
             row[out] = (a / b) if (a is not None and b) else None
@@ -85,7 +87,8 @@ def print_tables(results: Mapping[str, Any], reference_tool: str) -> None:
                         f"ratio to {reference_tool})")
         for col, just in (("workload", "left"), ("tool", "left"), ("median s/step", "right"), ("IQR", "right"),
                           ("ratio", "right"), ("train s/step", "right"), ("train IQR", "right"),
-                          ("train ratio", "right"), ("start-up s", "right"),
+                          ("train ratio", "right"), ("CPU s/step", "right"), ("CPU ratio", "right"),
+                          ("start-up s", "right"),
                           ("peak RSS MB", "right"), ("val rmse_e/atom", "right"), ("val rmse_f", "right"),
                           ("val rmse dipole", "right"), ("n", "right")):
             t.add_column(col, justify=just)
@@ -94,6 +97,7 @@ def print_tables(results: Mapping[str, Any], reference_tool: str) -> None:
             t.add_row(row["workload"], row["tool"], _fmt(s["median"], ".4f"), _fmt(s["iqr"], ".4f"),
                       _fmt(row["ratio_to_reference"], ".2f"), _fmt(row["own_train_s_per_step"]["median"], ".4f"),
                       _fmt(row["own_train_s_per_step"]["iqr"], ".4f"), _fmt(row["train_ratio_to_reference"], ".2f"),
+                      _fmt(row["cpu_s_per_step"]["median"], ".4f"), _fmt(row["cpu_ratio_to_reference"], ".2f"),
                       _fmt(row["startup_s"], ".1f"), _fmt(row["peak_rss_mb"], ".0f"),
                       _fmt(row["rmse_e_val"], ".3e"), _fmt(row["rmse_f_val"], ".3e"),
                       _fmt(row["dipole_rmse_val"], ".3e"), str(s["n"]) + (f" ({row['failed']} failed)"
@@ -102,7 +106,9 @@ def print_tables(results: Mapping[str, Any], reference_tool: str) -> None:
         console.print("s/step: wall time between learning-curve lines / steps (training + validation, measured "
                       "alike for every tool). train s/step: the tool's own training-only timer (DeePMD-kit 2.2 "
                       "'training time', mtbench time/step_s when its summary.json has it); '-' where the tool "
-                      "reports none. Peak RSS: the kernel's ru_maxrss of the training process.")
+                      "reports none. CPU s/step: user+system CPU time of the training process per step (same blocks as s/step; "
+                      "less disturbed by other load than wall time). Peak RSS: the kernel's ru_maxrss of the training "
+                      "process.")
     budget = results.get("summary", {}).get("budget") or []
     if budget:
         t = Table(title=f"Time to accuracy: same wall-clock budget ({results['config'].get('time_budget_s')} s "
