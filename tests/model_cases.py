@@ -63,8 +63,8 @@ DESCRIPTOR_CASES: dict[str, DescriptorCase] = {
         tf_backend=True),
     "se_e3_excl_3types": DescriptorCase(
         {"type": "se_at", "sel": [8, 16, 6], "rcut": 3.0, "rcut_smth": 1.0, "neuron": [4, 8], "resnet_dt": True,
-         "exclude_types": [[0, 2]], "seed": 2}, type_map=("O", "H", "C"),
-        notes="alias se_at, three types, an excluded pair (zeroed net used for the third type)"),
+         "exclude_types": [[0, 2]], "activation_function": "gelu", "seed": 2}, type_map=("O", "H", "C"),
+        notes="alias se_at, three types, gelu, an excluded pair (zeroed net used for the third type)"),
     "hybrid": DescriptorCase(
         {"type": "hybrid", "list": [
             {**SE_A, "sel": [16, 20], "rcut": 3.5, "rcut_smth": 0.5},
