@@ -1,0 +1,230 @@
+"""PNG plots of a sweep comparison (matplotlib, Agg backend): one function per question.
+
+- ``learning_curves.png``: does a setting learn faster? validation curve per task, one line per job;
+- ``error_vs_<key>.png``: what does the swept value buy? final error per task against it;
+- ``tradeoff_<a>__<b>.png``: what does task A cost task B? one point per job, the non-dominated
+  jobs (no other job is better on both tasks) joined as the front;
+- ``sampling.png``: did each task get the share of steps it asked for?
+- ``grad_cosine.png``: do the tasks pull the shared descriptor the same way? (when logged)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mtbench.compare import Job, Sweep
+
+DPI = 110
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    _plt().close(fig)
+    return path
+
+
+def _colors(n: int) -> list[Any]:
+    cmap = _plt().get_cmap("tab10" if n <= 10 else "viridis")
+    return [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
+
+
+def _title(job: Job, sweep: Sweep) -> str:
+    from mtbench.compare import job_title
+
+    return job_title(job, sweep.keys)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated points (both coordinates minimized), sorted by x."""
+    idx = [i for i, (x, y) in enumerate(points) if math.isfinite(x) and math.isfinite(y)]
+    front = []
+    for i in idx:
+        xi, yi = points[i]
+        dominated = any(points[j][0] <= xi and points[j][1] <= yi
+                        and (points[j][0] < xi or points[j][1] < yi) for j in idx if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i])
+
+
+def numeric_key(sweep: Sweep) -> str | None:
+    """The swept key to put on an x axis: a fitting weight if one is swept, else the first
+    numeric one; None when nothing numeric is swept."""
+    def numeric(k: str) -> bool:
+        vals = [j.swept.get(k) for j in sweep.jobs if k in j.swept]
+        try:
+            return bool(vals) and all(math.isfinite(float(v)) for v in vals)
+        except (TypeError, ValueError):
+            return False
+
+    candidates = [k for k in sweep.keys if numeric(k)]
+    weights = [k for k in candidates if "fitting_weight" in k]
+    return (weights or candidates or [None])[0]
+
+
+def learning_curves(sweep: Sweep, out: Path) -> Path | None:
+    tasks = sweep.tasks
+    if not tasks or not any(j.curves for j in sweep.jobs):
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4), squeeze=False)
+    colors = _colors(len(sweep.jobs))
+    for ax, task in zip(axes[0], tasks):
+        metric = sweep.primary(task)
+        for job, color in zip(sweep.jobs, colors):
+            c = job.curves.get(task, {}).get(metric)
+            if c is None or not c.steps:
+                continue
+            pts = [(s, v) for s, v in zip(c.steps, c.values) if math.isfinite(v) and v > 0]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, color=color, label=_title(job, sweep),
+                        ls="-" if job.ok else "--")
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"validation {metric}")
+        ax.set_title(task)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{sweep.name}: validation learning curves")
+    return _save(fig, out / "learning_curves.png")
+
+
+def error_vs_swept(sweep: Sweep, out: Path) -> Path | None:
+    """Final error per task against the swept value; lines join jobs that differ only in it."""
+    from mtbench.compare import short_key
+
+    tasks = sweep.tasks
+    done = [j for j in sweep.jobs if j.ok]
+    if not tasks or not done:
+        return None
+    key = numeric_key(sweep)
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    others = [k for k in sweep.keys if k != key]
+    for ax, task in zip(axes[0], tasks):
+        metric = sweep.primary(task)
+        if key is None:  # categorical: one bar per job
+            labels = [_title(j, sweep) for j in done]
+            ax.bar(range(len(done)), [j.final_value(task, metric) for j in done],
+                   color=_colors(len(done)))
+            ax.set_xticks(range(len(done)), labels, rotation=30, ha="right", fontsize=7)
+        else:
+            groups: dict[tuple[str, ...], list[Job]] = {}
+            for j in done:
+                groups.setdefault(tuple(j.swept.get(k, "") for k in others), []).append(j)
+            for (gkey, jobs), color in zip(groups.items(), _colors(len(groups))):
+                pts = sorted((float(j.swept[key]), j.final_value(task, metric)) for j in jobs
+                             if key in j.swept)
+                label = " ".join(f"{short_key(k, sweep.keys)}={v}" for k, v in zip(others, gkey))
+                ax.plot(*zip(*pts), marker="o", color=color, label=label or None)
+            ax.set_xlabel(short_key(key, sweep.keys))
+            if others:
+                ax.legend(fontsize=7)
+        ax.set_ylabel(f"final validation {metric}")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+    name = "error_vs_" + (short_key(key, sweep.keys) if key else "job")
+    fig.suptitle(f"{sweep.name}: final error per task")
+    return _save(fig, out / f"{name.replace('/', '_').replace('@', '_')}.png")
+
+
+def tradeoff(sweep: Sweep, out: Path, task_a: str, task_b: str) -> Path | None:
+    done = [j for j in sweep.jobs if j.ok]
+    ma, mb = sweep.primary(task_a), sweep.primary(task_b)
+    pts = [(j.final_value(task_a, ma), j.final_value(task_b, mb)) for j in done]
+    if sum(1 for x, y in pts if math.isfinite(x) and math.isfinite(y)) < 2:
+        return None
+    front = pareto_front(pts)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    for i, (j, (x, y)) in enumerate(zip(done, pts)):
+        on = i in front
+        ax.scatter([x], [y], s=60 if on else 30, color="tab:red" if on else "tab:gray",
+                   edgecolor="black" if on else "none", zorder=3)
+        ax.annotate(_title(j, sweep), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    if len(front) > 1:
+        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], color="tab:red", lw=1,
+                ls="--", label="non-dominated jobs", zorder=2)
+        ax.legend(fontsize=8)
+    ax.set_xlabel(f"{task_a}: final validation {ma}")
+    ax.set_ylabel(f"{task_b}: final validation {mb}")
+    ax.set_title(f"{sweep.name}: trade-off (lower left is better)")
+    ax.grid(alpha=0.3)
+    return _save(fig, out / f"tradeoff_{task_a}__{task_b}.png")
+
+
+def sampling(sweep: Sweep, out: Path) -> Path | None:
+    tasks = sweep.tasks
+    if not any(j.fractions for j in sweep.jobs):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    markers = "osD^vP*X"
+    for (task, color), marker in zip(zip(tasks, _colors(len(tasks))), markers * 4):
+        xs, ys = [], []
+        for j in sweep.jobs:
+            x, y = j.requested.get(task, math.nan), j.fractions.get(task, math.nan)
+            if math.isfinite(y):
+                xs.append(x if math.isfinite(x) else math.nan)
+                ys.append(y)
+                if math.isfinite(x):
+                    ax.annotate(f"#{j.label}", (x, y), textcoords="offset points", xytext=(4, -9),
+                                fontsize=6, color=color)
+        ax.scatter(xs, ys, color=color, marker=marker, label=task, zorder=3)
+    ax.plot([0, 1], [0, 1], color="black", lw=0.8, ls=":", label="realised = requested")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("requested sampling probability")
+    ax.set_ylabel("realised fraction of steps")
+    ax.set_title(f"{sweep.name}: task sampling")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out / "sampling.png")
+
+
+def grad_cosine(sweep: Sweep, out: Path) -> Path | None:
+    pairs = sweep.pairs()
+    if not pairs:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 3.8), squeeze=False)
+    colors = _colors(len(sweep.jobs))
+    for ax, pair in zip(axes[0], pairs):
+        for job, color in zip(sweep.jobs, colors):
+            c = job.grad_cos.get(pair)
+            if c is not None and c.steps:
+                ax.plot(c.steps, c.values, marker="o", ms=3, color=color, label=_title(job, sweep))
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("cosine of descriptor gradients")
+        ax.set_title(pair.replace("__", " vs "))
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"{sweep.name}: do the tasks pull the descriptor the same way? (< 0: they fight)")
+    return _save(fig, out / "grad_cosine.png")
+
+
+def make_plots(sweep: Sweep, out: Path) -> list[Path]:
+    """Every plot that has data, in reading order."""
+    out.mkdir(parents=True, exist_ok=True)
+    plots = [learning_curves(sweep, out), error_vs_swept(sweep, out)]
+    tasks = sweep.tasks
+    pairs = [(a, b) for i, a in enumerate(tasks) for b in tasks[i + 1:]][:3]
+    plots += [tradeoff(sweep, out, a, b) for a, b in pairs]
+    plots += [sampling(sweep, out), grad_cosine(sweep, out)]
+    return [p for p in plots if p is not None]

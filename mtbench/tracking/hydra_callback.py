@@ -1,0 +1,339 @@
+"""Hydra callback that gives a sweep one MLflow parent run and makes every job a nested child.
+
+Registered in ``conf/config.yaml`` under ``hydra.callbacks``; it acts in multirun mode only and
+does nothing under ``tracking=none``.
+
+Where each part runs (the same for the basic, joblib and submitit launchers):
+
+- ``on_multirun_start`` (launching process): create the parent run, tag it with the sweep
+  (dir, swept keys, the override grid) and hand the jobs the parent's id and the store's URI by
+  appending ``++hydra.job.env_set.<VAR>=...`` to the sweep's Hydra overrides. Every launcher
+  re-composes each job's config from those overrides (in the job's own process for submitit),
+  and Hydra sets ``env_set`` around the task function, so ``mtbench.cli`` finds
+  ``MTBENCH_PARENT_RUN_ID`` wherever the job runs, and nothing leaks into later sweeps.
+- ``on_job_end`` (job process): tag the job's child run with its swept values
+  (``sweep.<override key>``) and its job number; a job that failed before its run existed
+  (e.g. a spec error) gets a FAILED child, so every job is visible in the store.
+- ``on_multirun_end`` (launching process), or at exit when Hydra's sweeper re-raised a failed
+  job (it does so only after all jobs of the batch ran): write the parent's summary (jobs,
+  succeeded, failed, best job per task), close it, and optionally write the comparison report.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+log = logging.getLogger("mtbench.tracking")
+
+ENV_PARENT = "MTBENCH_PARENT_RUN_ID"  # read by mtbench.cli.parent_run_id
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"  # the store the parent lives in; the jobs use it too
+ENV_SWEEP_KEYS = "MTBENCH_SWEEP_KEYS"  # swept override keys, comma-separated
+
+RUN_TYPE_TAG = "mtbench.run_type"
+SWEEP_DIR_TAG = "mtbench.sweep_dir"
+ERROR_TAG = "mtbench.error"
+JOB_TAG = "sweep.job"
+KEYS_TAG = "sweep.keys"
+
+
+# ----------------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class SweepPlan:
+    """What the launching process knows about a sweep before it starts."""
+
+    keys: list[str]  # swept override keys, e.g. ["training.fitting_weight.water_dipole"]
+    params: dict[str, str]  # key -> sweep text, e.g. {"...water_dipole": "1,5,20"}
+    fixed: list[str] = field(default_factory=list)  # non-swept task overrides ("debug=fast")
+    jobs: list[list[str]] | None = None  # the grid, in job order (None: the sweeper decides)
+
+    def grid_text(self) -> str:
+        if self.jobs is None:
+            return "(chosen by the sweeper)"
+        return "\n".join(f"#{i}: {' '.join(self.swept_of(job)) or '(no swept keys)'}"
+                         for i, job in enumerate(self.jobs))
+
+    def swept_of(self, job: Sequence[str]) -> list[str]:
+        values = swept_values(job, self.keys)
+        return [f"{k}={v}" for k, v in values.items()]
+
+
+def override_key(override: Any) -> str:
+    """``key`` or ``group@package``, without ``+``/``++``/``~``."""
+    key = str(override.key_or_group)
+    return f"{key}@{override.package}" if override.package else key
+
+
+def plan_sweep(config: Any) -> SweepPlan:
+    """The swept keys and (for Hydra's basic sweeper) the job grid of a multirun config.
+
+    Mirrors ``BasicSweeper.sweep``: ``hydra.sweeper.params`` first, then the command line's task
+    overrides, expanded with ``BasicSweeper.split_arguments``.
+    """
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra_cfg = config.hydra
+    params = dict(hydra_cfg.sweeper.get("params") or {})
+    lines = [f"{k}={v}" for k, v in params.items()] + [str(x) for x in hydra_cfg.overrides.task]
+    overrides = OverridesParser.create().parse_overrides(lines)
+    keys: list[str] = []
+    sweep_text: dict[str, str] = {}
+    fixed: list[str] = []
+    for o in overrides:
+        key = override_key(o)
+        if o.is_sweep_override():
+            if key not in keys:
+                keys.append(key)
+            sweep_text[key] = (o.input_line or "").split("=", 1)[-1]
+        else:
+            fixed.append(o.input_line)
+    jobs = None
+    target = str(hydra_cfg.sweeper.get("_target_", ""))
+    if target.endswith("BasicSweeper"):
+        try:
+            jobs = BasicSweeper.split_arguments(overrides, None)[0]
+        except Exception:  # noqa: BLE001 - a range/interval sweep the basic sweeper rejects later
+            jobs = None
+    return SweepPlan(keys=keys, params=sweep_text, fixed=fixed, jobs=jobs)
+
+
+def swept_values(job_overrides: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
+    """``{key: value}`` of one job's overrides, restricted to ``keys`` (in that order)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    found: dict[str, str] = {}
+    for o in OverridesParser.create().parse_overrides([str(x) for x in job_overrides]):
+        found[override_key(o)] = o.get_value_element_as_str()
+    return {k: found[k] for k in keys if k in found}
+
+
+def quote_override_value(value: str) -> str:
+    """A Hydra override value that stays one literal string (URIs, paths, passwords).
+
+    Hydra's quoted strings: backslashes escape only before a quote or at the end, quotes are
+    escaped with a backslash, and ``\\${`` keeps OmegaConf from reading an interpolation.
+    """
+    out = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+    out = out.replace("'", "\\'").replace("${", "\\${")
+    return f"'{out}'"
+
+
+def inject_job_env(config: Any, env: Mapping[str, str]) -> None:
+    """Make every job of this multirun see ``env`` (Hydra sets ``hydra.job.env_set`` around the
+    task function in whatever process runs it)."""
+    from omegaconf import open_dict, read_write
+
+    with read_write(config.hydra), open_dict(config.hydra):
+        for name, value in env.items():
+            config.hydra.overrides.hydra.append(
+                f"++hydra.job.env_set.{name}={quote_override_value(str(value))}")
+            config.hydra.job.env_set[name] = str(value).replace("${", "\\${")
+
+
+# ------------------------------------------------------------------------------ the callback
+
+
+def _tracking_cfg(config: Any) -> dict[str, Any] | None:
+    """The ``tracking`` config as a dict, None when tracking is off (``tracking=none``)."""
+    from omegaconf import OmegaConf
+
+    if "tracking" not in config:
+        return None
+    tracking = OmegaConf.to_container(config.tracking, resolve=True)
+    if not isinstance(tracking, dict) or str(tracking.get("backend", "mlflow")).lower() == "none":
+        return None
+    return tracking
+
+
+def _output_dir(config: Any) -> Path:
+    return Path(str(config.paths.output_dir)) if "paths" in config else Path("outputs")
+
+
+class SweepTracking(Callback):
+    """One MLflow parent run per Hydra multirun, the jobs as nested child runs.
+
+    ``report``: write the comparison report (``<sweep dir>/compare/``, see :mod:`mtbench.compare`)
+    when the sweep ends and log it to the parent run.
+    """
+
+    def __init__(self, report: bool = True) -> None:
+        self.report = bool(report)
+        self.parent_run_id: str | None = None
+        self._uri: str | None = None
+        self._output_dir: Path | None = None
+        self._sweep_dir: Path | None = None
+        self._planned: int | None = None
+        self._pid: int | None = None
+        self._closed = False
+
+    # -- launching process -----------------------------------------------------------------------
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self._pid = os.getpid()  # the launching process (jobs may run in other processes)
+        tracking = _tracking_cfg(config)
+        if tracking is None:
+            return
+        try:
+            self._start_parent(config, tracking)
+        except Exception as exc:  # noqa: BLE001 - tracking must not stop a sweep
+            log.warning("sweep parent run not created (%s: %s); jobs are tracked as separate runs",
+                        type(exc).__name__, exc)
+            self.parent_run_id = None
+
+    def _start_parent(self, config: Any, tracking: Mapping[str, Any]) -> None:
+        from mtbench.tracking.mlflow_tracker import start_parent_run
+        from mtbench.tracking.store import resolve_tracking_uri
+
+        self._output_dir = _output_dir(config).resolve()
+        self._uri = resolve_tracking_uri(tracking.get("tracking_uri"), self._output_dir)
+        self._sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        plan = plan_sweep(config)
+        self._planned = len(plan.jobs) if plan.jobs is not None else None
+        name = str(config.get("sweep", {}).get("name") or "") if "sweep" in config else ""
+        label = name or "+".join(k.rsplit(".", 1)[-1] for k in plan.keys) or "sweep"
+        tags = {
+            RUN_TYPE_TAG: "sweep",
+            SWEEP_DIR_TAG: str(self._sweep_dir),
+            KEYS_TAG: ",".join(plan.keys),
+            "sweep.name": name or label,
+            "sweep.params": "\n".join(f"{k}={v}" for k, v in plan.params.items()) or "(none)",
+            "sweep.fixed_overrides": " ".join(plan.fixed) or "(none)",
+            "sweep.grid": plan.grid_text(),
+            "sweep.planned_jobs": str(self._planned) if self._planned is not None else "?",
+            "sweep.launcher": str(config.hydra.launcher.get("_target_", "?")).rsplit(".", 1)[-1],
+            "sweep.sweeper": str(config.hydra.sweeper.get("_target_", "?")).rsplit(".", 1)[-1],
+        }
+        run_name = f"sweep-{label}-{self._sweep_dir.name}"
+        parent = start_parent_run(str(tracking.get("experiment") or "mtbench"), run_name, tags,
+                                  tracking_uri=self._uri, output_dir=self._output_dir)
+        if parent is None:
+            return
+        self.parent_run_id = parent
+        inject_job_env(config, {ENV_PARENT: parent, ENV_TRACKING_URI: self._uri,
+                                ENV_SWEEP_KEYS: ",".join(plan.keys)})
+        atexit.register(self._close_at_exit)
+        log.info("sweep parent run %s (%s)", parent, self._uri)
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        self._close(aborted=False)
+
+    def _close_at_exit(self) -> None:
+        # Hydra's sweeper re-raises the first failed job after the batch ran: on_multirun_end is
+        # skipped, the process exits through here.
+        self._close(aborted=True)
+
+    def _close(self, aborted: bool) -> None:
+        if self.parent_run_id is None or self._closed or os.getpid() != self._pid:
+            return
+        self._closed = True
+        try:
+            atexit.unregister(self._close_at_exit)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            from mtbench.compare import finalize_sweep
+
+            finalize_sweep(self.parent_run_id, tracking_uri=self._uri or "",
+                           output_dir=self._output_dir or Path("outputs"), sweep_dir=self._sweep_dir,
+                           planned_jobs=self._planned, aborted=aborted, report=self.report)
+        except Exception as exc:  # noqa: BLE001 - the sweep's results are safe; say what failed
+            log.warning("sweep parent run %s not summarized (%s: %s); run "
+                        "`python -m mtbench.compare %s` to retry", self.parent_run_id,
+                        type(exc).__name__, exc, self._sweep_dir or self.parent_run_id)
+
+    # -- job process -------------------------------------------------------------------------------
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        if self._pid is not None and os.getpid() != self._pid:
+            keep_failure_picklable(job_return)
+        env = dict(config.hydra.job.get("env_set") or {})
+        parent = env.get(ENV_PARENT)
+        if not parent or _tracking_cfg(config) is None:
+            return
+        try:
+            self._tag_job(config, job_return, parent, env)
+        except Exception as exc:  # noqa: BLE001 - never fail a finished job because of tags
+            log.warning("sweep job tags not written (%s: %s)", type(exc).__name__, exc)
+
+    def _tag_job(self, config: Any, job_return: Any, parent: str, env: Mapping[str, str]) -> None:
+        from hydra.core.utils import JobStatus
+
+        from mtbench.tracking.mlflow_tracker import PARENT_TAG, RUN_DIR_TAG, clean_tags
+        from mtbench.tracking.store import Store, one_line
+
+        keys = [k for k in str(env.get(ENV_SWEEP_KEYS, "")).split(",") if k]
+        overrides = list(job_return.overrides or [])
+        run_dir = str(Path(str(config.hydra.runtime.output_dir)).resolve())
+        num = config.hydra.job.get("num")
+        tags = {f"sweep.{k}": v for k, v in swept_values(overrides, keys).items()}
+        tags[JOB_TAG] = str(num)
+        error = None
+        if job_return.status == JobStatus.FAILED:
+            try:
+                job_return.return_value  # noqa: B018 - raises the job's exception
+            except Exception as exc:  # noqa: BLE001
+                error = one_line(exc)
+            tags[ERROR_TAG] = error or "failed"
+        output_dir = _output_dir(config).resolve()
+        store = Store(str(env.get(ENV_TRACKING_URI) or ""), output_dir)
+        child = find_child_run(store, parent, run_dir)
+        if child is not None:
+            store.set_tags(child, clean_tags(tags))
+            return
+        if error is None:
+            return  # a job without tracking (e.g. tracking swept to none): nothing to show
+        exp = store.experiment_of(parent)
+        run_tags = {**tags, PARENT_TAG: parent, RUN_DIR_TAG: run_dir,
+                    "overrides": " ".join(overrides) or "(none)"}
+        run_id = store.create_run(exp, f"job{num}-failed", clean_tags(run_tags))
+        hydra_dir = Path(run_dir) / ".hydra"
+        if hydra_dir.is_dir():
+            store.log_artifact(run_id, hydra_dir, None)
+        store.set_terminated(run_id, "FAILED")
+
+
+def keep_failure_picklable(job_return: Any) -> None:
+    """joblib and submitit send each JobReturn back to the launching process by pickle; an
+    exception whose ``__init__`` takes other arguments than its ``args`` cannot be rebuilt there
+    and would crash the whole sweep with an unrelated TypeError. Such an exception is replaced
+    by a RuntimeError carrying its one-line message."""
+    import pickle
+
+    from hydra.core.utils import JobStatus
+
+    from mtbench.tracking.store import one_line
+
+    if job_return.status != JobStatus.FAILED:
+        return
+    try:
+        job_return.return_value  # noqa: B018 - raises the job's exception
+    except Exception as exc:  # noqa: BLE001
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:  # noqa: BLE001
+            job_return.return_value = RuntimeError(one_line(exc))
+
+
+def find_child_run(store: Any, parent: str, run_dir: str) -> str | None:
+    """The child of ``parent`` whose run dir is ``run_dir`` (None if the job made no run)."""
+    from mtbench.tracking.mlflow_tracker import RUN_DIR_TAG
+
+    exp = store.experiment_of(parent)
+    runs = store._retry(lambda: store.client.search_runs(
+        [exp], filter_string=f"tags.mlflow.parentRunId = '{parent}'", max_results=5000),
+        "search sweep children")
+    for run in runs:
+        if run.data.tags.get(RUN_DIR_TAG) == run_dir:
+            return run.info.run_id
+    return None
