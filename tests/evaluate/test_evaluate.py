@@ -15,6 +15,7 @@ from mtbench.evaluate import (
     evaluate,
     head_sel_type,
     merge_errors,
+    system_paths,
     write_detail_files,
 )
 
@@ -121,6 +122,16 @@ def test_nframes_and_shuffle(trained_model, tiny_data: Path) -> None:
     np.testing.assert_allclose(one.systems[0].pred["energy"], full.systems[0].pred["energy"][:1], rtol=1e-12)
     shuffled = evaluate(trained_model, "water_ener", path, shuffle_seed=3)
     assert sorted(shuffled.systems[0].ref["energy"]) == sorted(full.systems[0].ref["energy"])
+
+
+def test_system_paths_expand_folders_and_builtin_names(tiny_data: Path, monkeypatch) -> None:
+    from mtbench.data import synthetic
+
+    monkeypatch.setattr(synthetic, "builtin_path", lambda name: str(tiny_data / name))  # no generation here
+    val = tiny_data / "water_dipole" / "val"
+    assert system_paths(["builtin:water_dipole/val"]) == [str(val / "atomic_system"), str(val / "global_system")]
+    given = str(tiny_data / "water_tip3p" / "val" / "sys_000")
+    assert system_paths(given) == [given]  # spelled as given, as dp test prints it
 
 
 def test_unknown_head_is_a_spec_error(trained_model, tiny_data: Path) -> None:

@@ -85,6 +85,8 @@ def test_user_errors(trained_run: Path, tiny_data: Path, tmp_path: Path, capsys)
     save_mtbench_model(tmp_path / "frozen.h5", load_model(trained_run).model)
     err = _error(["-m", str(tmp_path / "frozen.h5")], capsys)
     assert "carries no training spec: name the test data with -s" in err
+    err = _error(["-m", str(trained_run), "--mlflow-run"], capsys)  # the run was not tracked
+    assert "--mlflow-run: no MLflow run id in the summary.json" in err
     err = _error(["-m", str(trained_run), "-s", str(tmp_path / "nowhere")], capsys)
     assert "nowhere: does not exist" in err
 
