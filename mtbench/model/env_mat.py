@@ -103,8 +103,8 @@ def env_stat_to_davg_dstd(sums: np.ndarray, nnei: int, ncol: int, *, set_davg_ze
     dstd = np.ones((ntypes, nnei, ncol))
     for t in range(ntypes):
         n = sums[t, 0]
-        if n == 0:
-            dstd[t] = 1.0 / rcut
+        if n == 0:  # a type absent from the data: DeePMD v3's reference uses std 0.1
+            dstd[t] = 0.1
             continue
         mean_r = sums[t, 1] / n
         std_r = np.sqrt(max(sums[t, 2] / n - mean_r * mean_r, 0.0))

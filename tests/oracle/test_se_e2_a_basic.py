@@ -45,3 +45,42 @@ def test_matches_dpmodel(fitting: str, one_side: bool) -> None:
         g = np.asarray(g)
         assert g.shape == w.shape
         assert np.max(np.abs(g - w)) <= 1e-10 * np.max(np.abs(w))
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("fitting", ["ener", "dipole"])
+def test_padding_shortcut_matches_dpmodel(fitting: str) -> None:
+    """Per-type (slot-uniform) statistics switch on the shortcut that evaluates the embedding on real neighbours
+    only; results must still equal the oracle, forces included (vs the dense path)."""
+    from deepmd.dpmodel.model.model import get_model
+
+    from tests.oracle.dpmodel_util import ATOMIC_KEYS
+    from mtbench.model.multitask import MultiTaskModel
+
+    rng = np.random.default_rng(11)
+    cfg = {"type_map": ["O", "H"],
+           "descriptor": {"type": "se_e2_a", "sel": [10, 20], "rcut": 4.0, "rcut_smth": 0.5, "neuron": [4, 8],
+                          "axis_neuron": 2, "type_one_side": True, "seed": 1},
+           "fitting_net": dict(FITTINGS[fitting])}
+    ref = get_model(cfg)
+    data = ref.serialize()
+    var = data["descriptor"]["@variables"]
+    per_type = rng.uniform(0.5, 1.5, (2, 1, 1))
+    var["davg"] = np.zeros_like(var["davg"]) + np.concatenate([rng.normal(0, 0.2, (2, 1, 1)), np.zeros((2, 1, 3))], -1)
+    var["dstd"] = np.ones_like(var["dstd"]) * per_type
+    ref = type(ref).deserialize(data)
+    mt = MultiTaskModel.from_dict({"type_map": data["type_map"], "descriptor": data["descriptor"],
+                                   "heads": {"t": {"fitting": data["fitting"], **{k: data[k] for k in ATOMIC_KEYS}}}})
+    assert mt.descriptor._uniform_stats
+    coord, atype, box = frames(rng)
+    nl = mtbench_nlists(mt, coord, atype, box)
+    got = mt.predict("t", coord, box, atype, nl)
+    want = ref.call(coord.reshape(len(coord), -1), atype, box.reshape(len(box), 9))
+    key, wkey = ("energy", "energy") if fitting == "ener" else ("atomic", "dipole")
+    w = want[wkey].reshape(np.shape(got[key]))
+    assert np.max(np.abs(np.asarray(got[key]) - w)) <= 1e-10 * np.max(np.abs(w))
+    if fitting == "ener":
+        mt.descriptor.skip_padding = False
+        dense = mt.predict("t", coord, box, atype, nl)
+        for k in ("force", "virial"):
+            np.testing.assert_allclose(np.asarray(got[k]), np.asarray(dense[k]), rtol=1e-10, atol=1e-13)
