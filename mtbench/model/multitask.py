@@ -135,8 +135,13 @@ class MultiTaskModel(tf.Module):
             seen.setdefault(id(v), v)
         return list(seen.values())
 
-    def _neighbors(self, coord: tf.Tensor, box: tf.Tensor, atype: tf.Tensor,
-                   nlists: NlistInputs) -> dict[NeighborSpec, Neighbors | list[Neighbors]]:
+    def stat_neighbor_specs(self) -> list[NeighborSpec]:
+        """Lists the descriptor statistics are computed on (a hybrid's sub-descriptors use their own)."""
+        fn = getattr(self.descriptor, "stat_neighbor_specs", None)
+        return list(dict.fromkeys(fn() if fn else self.neighbor_specs()))
+
+    def _neighbors(self, coord: tf.Tensor, box: tf.Tensor, atype: tf.Tensor, nlists: NlistInputs,
+                   specs: list[NeighborSpec] | None = None) -> dict[NeighborSpec, Neighbors | list[Neighbors]]:
         """Pair vectors per neighbour list; per type block (a list) for descriptors that ask for blocks.
 
         Blocks let a per-neighbour-type descriptor (se_e2_a) work on separate tensors instead of slicing one
@@ -144,7 +149,7 @@ class MultiTaskModel(tf.Module):
         """
         out: dict[NeighborSpec, Neighbors | list[Neighbors]] = {}
         blocked = getattr(self.descriptor, "neighbor_blocks", False)
-        for spec in self.neighbor_specs():
+        for spec in nlists if specs is None else specs:
             idx, shift = nlists[spec]
             if blocked and not spec.mixed_types:
                 sec = np.cumsum([0, *spec.sel])
@@ -173,7 +178,7 @@ class MultiTaskModel(tf.Module):
         box = tf.convert_to_tensor(box, tf.float64)
         atype = tf.convert_to_tensor(atype, tf.int32)
         if head.kind != "ener" or not do_force:
-            nbs = self._neighbors(coord, box, atype, nlists)
+            nbs = self._neighbors(coord, box, atype, nlists, self.neighbor_specs())
             d = self.descriptor(nbs, atype)
             atomic = head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam)
             if head.kind == "ener":
@@ -181,7 +186,7 @@ class MultiTaskModel(tf.Module):
                 return {"atom_energy": ae, "energy": tf.reduce_sum(ae, axis=1)}
             return {"atomic": atomic, "global": tf.reduce_sum(atomic, axis=1)}
         with tf.GradientTape() as tape:
-            nbs = self._neighbors(coord, box, atype, nlists)
+            nbs = self._neighbors(coord, box, atype, nlists, self.neighbor_specs())
             blocks = [(spec, k, nb) for spec, nbv in nbs.items()
                       for k, nb in enumerate(nbv if isinstance(nbv, list) else [nbv])]
             rijs = [nb.rij for _, _, nb in blocks]

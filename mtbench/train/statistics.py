@@ -30,7 +30,7 @@ def compute_statistics(model: MultiTaskModel, runtime: Mapping[str, Any], nbatch
     ``heads`` given (a model initialised from a frozen one): only those heads get statistics, the descriptor keeps
     the frozen ones.
     """
-    nspecs = model.neighbor_specs()
+    nspecs = model.stat_neighbor_specs()
     if heads is not None:
         for name in heads:
             head_statistics(model, name, stat_batches(runtime[name], nspecs, nbatch))
@@ -41,7 +41,7 @@ def compute_statistics(model: MultiTaskModel, runtime: Mapping[str, Any], nbatch
         for sys_batches in batches:
             for b in sys_batches:
                 nbs = model._neighbors(b["coord"], b["box"], b["atype"].astype(np.int32),
-                                       {s: b["nlist"][s] for s in nspecs})
+                                       {s: b["nlist"][s] for s in nspecs}, nspecs)
                 samples.append((nbs, b["atype"].astype(np.int32)))
     model.descriptor.compute_input_stats(samples)
     for name, batches in per_task.items():
@@ -87,8 +87,10 @@ def report_neighbors(runtime: Mapping[str, Any], nspecs: Sequence[NeighborSpec],
     """Build every neighbour list now and say, once per system, where a frame has more neighbours than ``sel``.
 
     DeePMD-kit silently drops the farthest neighbours in that case; mtbench does the same arithmetic (so results
-    match DeePMD-kit) but says so, with the ``sel`` that would fit.
+    match DeePMD-kit) but says so, with the ``sel`` that would fit. A hybrid descriptor's sub-descriptors are checked
+    on their own lists too: a short-range one can overflow where the merged list does not.
     """
+    nspecs = list(dict.fromkeys([*nspecs, *model.stat_neighbor_specs()]))
     out: dict[str, dict[NeighborSpec, np.ndarray]] = {}
     for name, rt in runtime.items():
         out[name] = {}
