@@ -26,7 +26,9 @@ from typing import Any
 
 from mtbench import __version__
 from mtbench.errors import MtbenchError
+from mtbench.export.deepmd import write_dp
 from mtbench.export.load import LoadedModel, load_model
+from mtbench.export.savedmodel import head_outputs, save_savedmodel
 
 log = logging.getLogger("mtbench")
 
@@ -66,21 +68,15 @@ def freeze(source: str | Path, out: str | Path, *, head: str | None = None, unit
         if fmt != "savedmodel":
             raise MtbenchError("--united writes a SavedModel folder; a DeePMD-kit .dp file holds one head "
                                "(use --head TASK -o model.dp)")
-        from mtbench.export.savedmodel import save_savedmodel
-
         _check_folder(out)
         save_savedmodel(out, model, spec=loaded.spec, meta={**meta, "united": True})
         result = FreezeResult([out], heads=heads)
     elif out.suffix == ".dp" or (head is not None and fmt == "dp"):
         task = _one_head(heads, head)
-        from mtbench.export.deepmd import write_dp
-
         path = out if out.suffix == ".dp" else out.with_suffix(".dp")
         write_dp(path, model, task, spec=loaded.spec)
         result = FreezeResult([path], heads=[task])
     elif head is not None:
-        from mtbench.export.savedmodel import save_savedmodel
-
         _check_folder(out)
         save_savedmodel(out, model, [head], spec=head_spec(loaded.spec, head), meta=meta)
         result = FreezeResult([out], heads=[head])
@@ -127,19 +123,13 @@ def _per_head(loaded: LoadedModel, out: Path, fmt: str, meta: Mapping[str, Any],
     entries = {}
     for task, h in model.heads.items():
         if fmt == "dp":
-            from mtbench.export.deepmd import write_dp
-
             path = write_dp(out / f"{task}.dp", model, task, spec=loaded.spec)
         else:
-            from mtbench.export.savedmodel import save_savedmodel
-
             path = out / task
             _check_folder(path)
             save_savedmodel(path, model, [task], spec=head_spec(loaded.spec, task), meta=meta)
         outputs.append(path)
         metrics, step = validation_metrics(run_dir, task, meta.get("step"))
-        from mtbench.export.savedmodel import head_outputs
-
         entries[task] = {"path": path.name, "kind": h.kind, "outputs": list(head_outputs(h.kind)),
                          "sel_type": list(h.fitting.sel_type), "validation": metrics, "validation_step": step}
     manifest = {"format": fmt, "mtbench_version": __version__, "source": meta.get("source"),

@@ -219,7 +219,7 @@ def _head_functions(model: MultiTaskModel, task: str, nspecs: Sequence[NeighborS
 
 def save_savedmodel(out_dir: str | Path, model: MultiTaskModel, heads: Sequence[str] | None = None, *,
                     spec: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None) -> Path:
-    """Write ``model`` (only ``heads``, default all) as a SavedModel in ``out_dir`` (created; must not hold files).
+    """Write ``model`` (only ``heads``, default all) as a SavedModel folder ``out_dir`` (replaced if it exists).
 
     ``spec``/``meta`` go into ``assets/mtbench_model.h5``; ``meta`` is also part of the ``metadata`` signature.
     """
