@@ -103,6 +103,7 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
         tracker.finish(status)
     summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
     summary["run_id"] = getattr(tracker, "run_id", None)
+    summary["tracking_uri"] = getattr(tracker, "tracking_uri", None)
     (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
     summary["tracking"] = tracker.describe()
     return summary

@@ -56,9 +56,11 @@ class Head(tf.Module):
             diag = tf.reduce_mean(tf.linalg.diag_part(tf.reshape(bias, [-1, 3, 3])), axis=-1)  # [ntypes]
             shift = tf.gather(diag, atype)[..., None] * tf.gather(self.fitting.scale, atype)  # [nf, nloc, 1]
             out = out + shift * tf.reshape(tf.eye(3, dtype=out.dtype), [1, 1, 9])
-        if self.atom_exclude_types:
-            keep = tf.constant([0.0 if t in self.atom_exclude_types else 1.0 for t in range(self.fitting.ntypes)],
-                               tf.float64)
+        excluded = set(self.atom_exclude_types)
+        if self.kind == "polar":  # a polar head's unselected types get no diagonal shift either (as exported)
+            excluded |= set(self.fitting.exclude_types)
+        if excluded:
+            keep = tf.constant([0.0 if t in excluded else 1.0 for t in range(self.fitting.ntypes)], tf.float64)
             out = out * tf.gather(keep, atype)[..., None]
         return out
 
