@@ -323,6 +323,8 @@ def load_sweep_dir(sweep_dir: str | Path, *, with_mlflow: bool = True) -> Sweep:
     if not keys:
         keys = varying_keys([ov for _, ov in loaded])
         loaded = [load_job_dir(d, keys) for d in job_dirs]
+    if name == root.name and keys:  # named like the sweep's parent run: by what it sweeps
+        name = "+".join(k.rsplit(".", 1)[-1] for k in keys)
     sweep = Sweep(jobs=[j for j, _ in loaded], keys=keys, source=str(root), sweep_dir=root, name=name)
     for d in job_dirs:
         hydra_cfg = _load_yaml(d / ".hydra" / "hydra.yaml")
@@ -654,8 +656,17 @@ def summarize(sweep: Sweep, planned_jobs: int | None = None
             v = j.final_value(t, m)
             if j.ok and math.isfinite(v):
                 step = int(j.label) if j.label.isdigit() else i
-                metrics.setdefault(f"sweep/{t}/{m}", []).append((v, step))
+                metrics.setdefault(f"sweep/by_job/{t}/{m}", []).append((v, step))
     return tags, metrics
+
+
+def parent_note(sweep: Sweep, files: Sequence[Path]) -> str:
+    """The parent run's description in the MLflow UI: the table, and where the plots are."""
+    pngs = [f.name for f in files if f.suffix == ".png"]
+    note = markdown(sweep)
+    if pngs:
+        note += "\nPlots (artifacts, `compare/`): " + ", ".join(f"`{p}`" for p in pngs) + "\n"
+    return note
 
 
 def log_summary(store: Any, run_id: str, tags: Mapping[str, str],
@@ -711,8 +722,7 @@ def log_report(sweep: Sweep, files: Sequence[Path], planned_jobs: int | None = N
     try:
         store.connect()
         tags, metrics = summarize(sweep, planned_jobs)
-        md = [f for f in files if f.name == "summary.md"]
-        log_summary(store, sweep.parent_run_id, tags, metrics, md[0].read_text() if md else None)
+        log_summary(store, sweep.parent_run_id, tags, metrics, parent_note(sweep, files))
         for f in files:
             store.log_artifact(sweep.parent_run_id, Path(f).resolve(), "compare")
     except StoreError as exc:
@@ -755,7 +765,7 @@ def finalize_sweep(parent_run_id: str, *, tracking_uri: str, output_dir: str | P
         except Exception as exc:  # noqa: BLE001 - the summary and the status matter more
             log.warning("sweep report not written (%s: %s)", type(exc).__name__, exc)
     md = [f for f in files if f.name == "summary.md"]
-    log_summary(store, parent_run_id, tags, metrics, md[0].read_text() if md else None)
+    log_summary(store, parent_run_id, tags, metrics, parent_note(sweep, files) if files else None)
     for f in files:
         store.log_artifact(parent_run_id, f.resolve(), "compare")
     store.set_terminated(parent_run_id, status)

@@ -150,7 +150,7 @@ def tradeoff(sweep: Sweep, out: Path, task_a: str, task_b: str) -> Path | None:
         return None
     front = pareto_front(pts)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    fig, ax = plt.subplots(figsize=(7.0, 4.8))
     for i, (j, (x, y)) in enumerate(zip(done, pts)):
         on = i in front
         ax.scatter([x], [y], s=60 if on else 30, color="tab:red" if on else "tab:gray",
@@ -162,7 +162,8 @@ def tradeoff(sweep: Sweep, out: Path, task_a: str, task_b: str) -> Path | None:
         ax.legend(fontsize=8)
     ax.set_xlabel(f"{task_a}: final validation {ma}")
     ax.set_ylabel(f"{task_b}: final validation {mb}")
-    ax.set_title(f"{sweep.name}: trade-off (lower left is better)")
+    ax.set_title(f"{sweep.name}: trade-off, one point per job (lower left is better)", fontsize=10)
+    ax.margins(x=0.35, y=0.12)  # room for the labels
     ax.grid(alpha=0.3)
     return _save(fig, out / f"tradeoff_{task_a}__{task_b}.png")
 
@@ -201,7 +202,7 @@ def grad_cosine(sweep: Sweep, out: Path) -> Path | None:
     if not pairs:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.4 * len(pairs), 4.2), squeeze=False)
     colors = _colors(len(sweep.jobs))
     for ax, pair in zip(axes[0], pairs):
         for job, color in zip(sweep.jobs, colors):
@@ -215,7 +216,8 @@ def grad_cosine(sweep: Sweep, out: Path) -> Path | None:
         ax.set_title(pair.replace("__", " vs "))
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle(f"{sweep.name}: do the tasks pull the descriptor the same way? (< 0: they fight)")
+    fig.suptitle(f"{sweep.name}: cosine between the tasks' descriptor gradients\n"
+                 "(> 0: they pull the same way, < 0: they conflict)", fontsize=10)
     return _save(fig, out / "grad_cosine.png")
 
 

@@ -220,6 +220,14 @@ class SweepTracking(Callback):
         if parent is None:
             return
         self.parent_run_id = parent
+        try:  # the sweep's definition as params: columns of the UI's run table and compare view
+            from mtbench.tracking.mlflow_tracker import clean_params
+            from mtbench.tracking.store import Store
+
+            Store(self._uri, self._output_dir).log_params(parent, clean_params(
+                {**plan.params, "fixed_overrides": " ".join(plan.fixed) or "(none)"}))
+        except Exception as exc:  # noqa: BLE001 - cosmetic
+            log.warning("sweep params not logged on the parent run (%s)", exc)
         inject_job_env(config, {ENV_PARENT: parent, ENV_TRACKING_URI: self._uri,
                                 ENV_SWEEP_KEYS: ",".join(plan.keys)})
         atexit.register(self._close_at_exit)

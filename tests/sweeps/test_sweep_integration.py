@@ -123,6 +123,7 @@ def test_joblib_sweep_writes_one_store_without_losses(tmp_path: Path, data_dir: 
     assert parent.info.status == "FINISHED"
     assert (parent.data.tags["sweep.jobs"], parent.data.tags["sweep.succeeded"]) == ("4", "4")
     assert parent.data.tags["sweep.launcher"] == "JoblibLauncher"
+    assert parent.data.params[KEY] == "1,10"  # the sweep's definition, as the parent's params
     grid = {(r.data.tags[f"sweep.{KEY}"], r.data.tags["sweep.learning_rate.start_lr"]) for r in children}
     assert grid == {(w, lr) for w in ("1", "10") for lr in ("0.001", "0.003")}
     for r in children:  # nothing lost: every display point of every task, counts adding up

@@ -178,9 +178,10 @@ def test_finalize_summarizes_parent_and_logs_report(store, tmp_path: Path) -> No
     assert metrics["sweep/succeeded"] == 2 and metrics["sweep/failed"] == 1
     assert tags["sweep.best.water_ener"].startswith("job #0 water_dipole=1: rmse_f=")
     assert metrics["sweep/best/water_dipole/rmse"] == pytest.approx(dipole_err(5))
-    per_job = store.client.get_metric_history(parent, "sweep/water_ener/rmse_f")
+    per_job = store.client.get_metric_history(parent, "sweep/by_job/water_ener/rmse_f")
     assert sorted(p.step for p in per_job) == [0, 1]  # finished jobs only, step = job number
     assert "| job | status |" in tags["mlflow.note.content"]
+    assert "`learning_curves.png`" in tags["mlflow.note.content"] and "](" not in tags["mlflow.note.content"]
     arts = {a.path for a in store.client.list_artifacts(parent, "compare")}
     assert {"compare/summary.csv", "compare/summary.md", "compare/grad_cosine.png"} <= arts
     assert (sweep_dir / "compare" / "learning_curves.png").is_file()
