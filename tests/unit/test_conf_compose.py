@@ -74,7 +74,7 @@ def test_default_config_is_energy_plus_dipole():
     assert spec["loss_dict"]["water_dipole"]["type"] == "tensor"
     assert spec["training"]["data_dict"]["water_dipole"]["training_data"]["systems"] == ["builtin:water_dipole/train"]
     assert task_probabilities(spec) == pytest.approx({"water_ener": 2 / 3, "water_dipole": 1 / 3})
-    assert spec["training"]["numb_steps"] == 300 and spec["training"]["seed"] == 1
+    assert spec["training"]["numb_steps"] == 600 and spec["training"]["seed"] == 1
 
 
 def test_cfg_to_spec_keeps_only_spec_keys():
