@@ -256,8 +256,8 @@ class SweepTracking(Callback):
                            output_dir=self._output_dir or Path("outputs"), sweep_dir=self._sweep_dir,
                            planned_jobs=self._planned, aborted=aborted, report=self.report)
         except Exception as exc:  # noqa: BLE001 - the sweep's results are safe; say what failed
-            log.warning("sweep parent run %s not summarized (%s: %s); run "
-                        "`python -m mtbench.compare %s` to retry", self.parent_run_id,
+            log.warning("sweep parent run %s not summarized (%s: %s); "
+                        "`python -m mtbench.compare %s` writes the report", self.parent_run_id,
                         type(exc).__name__, exc, self._sweep_dir or self.parent_run_id)
 
     # -- job process -------------------------------------------------------------------------------
