@@ -32,6 +32,8 @@ def _task_function(cfg: Any) -> float:
     overrides = list(hc.overrides.task)
     tags = {**{f"config.{k}": v for k, v in choices.items()}, "overrides": " ".join(overrides) or "(none)"}
     tracking = OmegaConf.to_container(cfg.get("tracking", {"backend": "none"}), resolve=True)
+    if str(hc.mode).endswith("MULTIRUN") and not tracking.get("run_name"):
+        tracking["run_name"] = f"job{hc.job.num}"
     output_dir = Path(str(cfg.paths.output_dir)) if "paths" in cfg else Path("outputs")
     try:
         spec = cfg_to_spec(cfg)

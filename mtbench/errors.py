@@ -23,7 +23,11 @@ class SpecError(MtbenchError):
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
+        self.message = message
         super().__init__(f"{key}: {message}")
+
+    def __reduce__(self):  # picklable, so launchers (joblib, submitit) can send it back
+        return (type(self), (self.key, self.message))
 
 
 class DataError(MtbenchError):
@@ -31,7 +35,11 @@ class DataError(MtbenchError):
 
     def __init__(self, path: str, message: str) -> None:
         self.path = str(path)
+        self.message = message
         super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.message))
 
 
 def exit_on_user_error(fn: Callable[[], T], prog: str = "mtbench") -> T:

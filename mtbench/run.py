@@ -87,24 +87,29 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
                   run_dir=run_dir, parent_run_id=parent_run_id)
     tracker.log_artifact(input_json)
     status = "FAILED"
+    summary: dict[str, Any] = {}
     try:
         from mtbench.train.trainer import Trainer
 
         trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress)
         summary = trainer.train()
+        summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
+        summary["run_id"] = getattr(tracker, "run_id", None)
+        summary["tracking_uri"] = getattr(tracker, "tracking_uri", None)
+        (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except BaseException as exc:
+        tracker.set_tags({"mtbench.error": f"{type(exc).__name__}: {exc}"[:5000]})
+        raise
     finally:
-        for path in sorted(run_dir.glob("lcurve.*.out")) + list(extra_artifacts or []):
+        for path in [*sorted(run_dir.glob("lcurve.*.out")), run_dir / "summary.json",
+                     run_dir / "checkpoints" / "best.json", *list(extra_artifacts or [])]:
             if Path(path).exists():
                 tracker.log_artifact(path)
         tracker.finish(status)
-    summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
-    summary["run_id"] = getattr(tracker, "run_id", None)
-    summary["tracking_uri"] = getattr(tracker, "tracking_uri", None)
-    (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
     summary["tracking"] = tracker.describe()
     return summary
 

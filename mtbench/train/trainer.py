@@ -112,6 +112,7 @@ class Trainer:
         self.tasks = task_view(spec)
         self.step = 0
         self.best = BestTracker({t: best_metric_name(ts) for t, ts in self.tasks.items()})
+        self.timing: dict[str, list] = {"steps": [], "step_s": []}
         self.history: dict[str, list[dict[str, float]]] = {t: [] for t in self.tasks}
         self._setup()
 
@@ -262,6 +263,7 @@ class Trainer:
         with progress:
             if self.step == 0:
                 final = self._display(writers, 0.0, progress)
+                last_disp_time = time.perf_counter()
             while self.step < self.numb_steps and not self.sampler.exhausted():
                 task = self.sampler.draw()
                 rt = self.runtime[task]
@@ -276,12 +278,15 @@ class Trainer:
                 progress.advance(task, rt.window[-1].get("rmse", float("nan")))
                 last = self.step == self.numb_steps or self.sampler.exhausted()
                 if self.step % self.disp_freq == 0 or last:
-                    now = time.perf_counter()
-                    step_s = (now - last_disp_time) / max(self.step - last_disp_step, 1)
+                    # training-only seconds per step of this block (validation and checkpoints excluded)
+                    step_s = (time.perf_counter() - last_disp_time) / max(self.step - last_disp_step, 1)
+                    self.timing["steps"].append(self.step)
+                    self.timing["step_s"].append(step_s)
                     final = self._display(writers, step_s, progress)
-                    last_disp_time, last_disp_step = time.perf_counter(), self.step
                 if self.step % self.save_freq == 0 or last:
                     self.save()
+                if self.step % self.disp_freq == 0 or last:
+                    last_disp_time, last_disp_step = time.perf_counter(), self.step
         wall = time.perf_counter() - t_start
         for w in writers.values():
             w.close()
@@ -293,7 +298,7 @@ class Trainer:
         return {"steps": self.step, "wall_s": wall, "final": final, "counts": dict(self.sampler.counts),
                 "fractions": self.sampler.fractions(),
                 "requested": dict(zip(self.sampler.tasks, map(float, self.sampler.requested))),
-                "best": self.best.summary(), "run_dir": str(self.run_dir)}
+                "best": self.best.summary(), "timing": self.timing, "run_dir": str(self.run_dir)}
 
     def _display(self, writers: Mapping[str, Any], step_s: float, progress: TrainingProgress) -> dict:
         metrics: dict[str, float] = {}

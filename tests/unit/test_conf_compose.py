@@ -18,7 +18,8 @@ CONF = conf_dir()
 ROOT_DEFAULTS = yaml.safe_load((CONF / "config.yaml").read_text())["defaults"]
 ROOT_GROUPS = {next(iter(d)) for d in ROOT_DEFAULTS if isinstance(d, dict)}
 BLOCK_GROUPS = {"fitting_net", "loss", "data"}  # placed under task names by fitting/ bundles
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+# conf/hydra/ holds Hydra's own groups (hydra/launcher=...), tested by the sweep tests
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith((".", "_")) and p.name != "hydra")
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
