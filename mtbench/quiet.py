@@ -1,14 +1,27 @@
-"""Keep TensorFlow's start-up chatter (absl C++ log lines on stderr) out of the user's terminal.
+"""Import TensorFlow lean and quiet, once, from mtbench's entry points.
 
-TensorFlow >= 2.16 prints oneDNN/CUDA notices from C++ at import and at first use, ignoring
-``TF_CPP_MIN_LOG_LEVEL``. Entry points import it once here with file descriptor 2 pointed at /dev/null;
-``MTBENCH_TF_VERBOSE=1`` shows them again.
+- TensorFlow >= 2.16 prints oneDNN/CUDA notices from C++ at import and at first use, ignoring
+  ``TF_CPP_MIN_LOG_LEVEL``: the import runs with file descriptor 2 pointed at /dev/null
+  (``MTBENCH_TF_VERBOSE=1`` shows them again).
+- ``import tensorflow`` imports Keras 3, which imports scikit-learn, pandas, matplotlib and SciPy when they are
+  installed (MLflow installs them): ~160 MB of resident memory and ~1.5 s, for Keras wrappers mtbench never uses.
+  Keras guards each of those imports, so they are hidden during that one import; they import normally afterwards.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import sys
+
+_KERAS_OPTIONAL = ("sklearn", "pandas", "matplotlib", "scipy")
+
+
+class _HideFromKeras(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):  # noqa: ANN001, ANN201
+        if name.split(".")[0] in _KERAS_OPTIONAL:
+            raise ImportError(f"{name} hidden while TensorFlow imports (mtbench.quiet)")
+        return None
 
 
 def import_tensorflow_quietly(threads: int | None = None) -> None:
@@ -21,9 +34,16 @@ def import_tensorflow_quietly(threads: int | None = None) -> None:
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
+    hide = _HideFromKeras() if not any(m in sys.modules for m in _KERAS_OPTIONAL) else None
     try:
         os.dup2(devnull, 2)
-        import tensorflow as tf
+        if hide is not None:
+            sys.meta_path.insert(0, hide)
+        try:
+            import tensorflow as tf
+        finally:
+            if hide is not None:
+                sys.meta_path.remove(hide)
 
         if threads:
             _set_threads(threads)
