@@ -84,7 +84,8 @@ def run_one(tool: Tool, workload: Workload, spec: dict[str, Any], run_dir: Path,
     disp_freq = int(spec["training"]["disp_freq"])
     load_before = os.getloadavg()[0]
     rec = run_monitored(tool.command("input.json"), cwd=run_dir, env=tool.env(threads), log_path=run_dir / "log.txt",
-                        watch=lambda: tool.lcurve_path(run_dir), deadline_s=deadline_s, timeout_s=timeout_s)
+                        watch=lambda: tool.lcurve_path(run_dir, workload.energy_task), deadline_s=deadline_s,
+                        timeout_s=timeout_s)
     log_text = Path(rec.log_path).read_text(errors="replace")
 
     # learning-curve timestamps -> wall time per block (same method for every tool)
@@ -304,14 +305,19 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip()
-    except OSError:
-        commit = ""
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(REPO_ROOT), *cmd], capture_output=True, text=True,
+                                  check=False).stdout.strip()
+        except OSError:
+            return ""
+
+    commit = git("rev-parse", "HEAD")
+    uncommitted = len(git("status", "--porcelain", "--", "mtbench").splitlines())
     return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu, "cpus": os.cpu_count(),
             "loadavg_at_start": list(os.getloadavg()), "python": platform.python_version(),
-            "platform": platform.platform(), "mtbench_commit": commit}
+            "platform": platform.platform(), "mtbench_commit": commit,
+            "mtbench_uncommitted_files": uncommitted}
 
 
 def main(argv: list[str] | None = None) -> int:

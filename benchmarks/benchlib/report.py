@@ -106,8 +106,8 @@ def print_tables(results: Mapping[str, Any], reference_tool: str) -> None:
         console.print("s/step: wall time between learning-curve lines / steps (training + validation, measured "
                       "alike for every tool). train s/step: the tool's own training-only timer (DeePMD-kit 2.2 "
                       "'training time', mtbench time/step_s when its summary.json has it); '-' where the tool "
-                      "reports none. CPU s/step: user+system CPU time of the training process per step (same blocks as s/step; "
-                      "less disturbed by other load than wall time). Peak RSS: the kernel's ru_maxrss of the training "
+                      "reports none. CPU s/step: user+system CPU time of the training process per step "
+                      "(same blocks as s/step; less disturbed by other load than wall time). Peak RSS: the kernel's ru_maxrss of the training "
                       "process.")
     budget = results.get("summary", {}).get("budget") or []
     if budget:

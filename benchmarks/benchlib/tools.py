@@ -174,7 +174,8 @@ class Tool:
     def env(self, threads: int) -> dict[str, str]:
         return thread_env(clean_env(), threads)
 
-    def lcurve_path(self, run_dir: Path) -> Path | None:
+    def lcurve_path(self, run_dir: Path, energy_task: str) -> Path | None:
+        """The learning-curve file whose new lines time the blocks (None until it exists)."""
         path = run_dir / "lcurve.out"
         return path if path.exists() else None
 
@@ -274,15 +275,10 @@ class MtbenchTool(Tool):
         env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         return env
 
-    def lcurve_path(self, run_dir: Path) -> Path | None:
-        files = sorted((run_dir / "out").glob("lcurve.*.out"))
-        if not files:
-            return None
-        # the energy task's file when there are several (the one the time-to-accuracy numbers come from)
-        for f in files:
-            if "ener" in f.name or f.name == "lcurve.default.out":
-                return f
-        return files[-1]
+    def lcurve_path(self, run_dir: Path, energy_task: str) -> Path | None:
+        # one file per task: watch the energy task's (single-task runs name their task "default")
+        path = run_dir / "out" / f"lcurve.{energy_task}.out"
+        return path if path.exists() else None
 
     def lcurves(self, run_dir: Path, tasks: Sequence[str]) -> dict[str, list[dict[str, float]]]:
         out: dict[str, list[dict[str, float]]] = {}
