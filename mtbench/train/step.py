@@ -75,9 +75,11 @@ class TaskSteps:
         self.need_force = model.heads[task].kind == "ener" and any(k in signature for k in ("force", "virial"))
         self.trace_counts = {"train": 0, "eval": 0}
         sig = [self.signature, tf.TensorSpec([], tf.float64), tf.TensorSpec([], tf.float64)]
-        self.train = tf.function(self._train, input_signature=sig, jit_compile=jit_compile)
+        # autograph=False: the step has no data-dependent Python control flow, and converting the model's code
+        # costs seconds of tracing per function
+        self.train = tf.function(self._train, input_signature=sig, jit_compile=jit_compile, autograph=False)
         self.eval = tf.function(self._eval, input_signature=[self.signature, tf.TensorSpec([], tf.float64)],
-                                jit_compile=jit_compile)
+                                jit_compile=jit_compile, autograph=False)
 
     def _predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         nlists = {spec: (batch[f"idx_{k}"], batch[f"shift_{k}"]) for k, spec in enumerate(self.nspecs)}
