@@ -284,7 +284,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", default="1,2,4", help="batch sizes of --scaling (default 1,2,4)")
     p.add_argument("--val-batches", type=int, default=None,
                    help="validation batches per lcurve line (default: the input's numb_btch, 3)")
-    p.add_argument("--threads", type=int, default=2, help="intra-op threads for every tool (inter-op: 1)")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads for every tool")
+    p.add_argument("--inter-threads", type=int, default=1,
+                   help="inter-op threads for every tool (default 1, as DeePMD-kit's docs recommend)")
     p.add_argument("--water-data", default=None,
                    help="folder with data_0..data_3 (default ../shared/data/water, else built-in data)")
     p.add_argument("--venv-dir", default=None,
@@ -322,6 +324,7 @@ def machine_info() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ["MTBENCH_BENCH_INTER"] = str(args.inter_threads)  # read by benchlib.tools.thread_env
     modes = [m for m, on in (("budget", args.time_budget is not None), ("scaling", args.scaling)) if on] or ["timing"]
     all_tools = make_tools()
     default_tools = "mtbench" if modes == ["scaling"] else f"{REFERENCE_TOOL},mtbench"
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {
         "config": {"argv": sys.argv[1:] if argv is None else argv, "modes": modes, "tools": names,
-                   "workloads": [w.name for w in workloads], "threads": args.threads, "quick": args.quick,
+                   "workloads": [w.name for w in workloads], "threads": args.threads, "inter_threads": args.inter_threads, "quick": args.quick,
                    "time_budget_s": args.time_budget, "batch_sizes": args.batch_sizes,
                    "params": {m: dict(zip(("steps", "disp_freq", "reps"), mode_params(m, args))) for m in modes},
                    "reference_tool": REFERENCE_TOOL},

@@ -55,10 +55,11 @@ def import_tensorflow_quietly(threads: int | None = None) -> None:
 
 
 def _set_threads(n: int) -> None:
+    """``n`` intra-op threads; inter-op threads from ``MTBENCH_INTER_THREADS`` (default 1, like DeePMD-kit's)."""
     import tensorflow as tf
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get("MTBENCH_INTER_THREADS", "1")))
     except RuntimeError:  # TensorFlow already ran an op in this process: its pools are fixed
         pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import math
 import re
 import sys
@@ -193,14 +194,17 @@ class Tool:
         return self.name
 
 
-def thread_env(env: dict[str, str], threads: int) -> dict[str, str]:
-    """Same thread pools for every tool: ``threads`` intra-op, 1 inter-op."""
+def thread_env(env: dict[str, str], threads: int, inter: int | None = None) -> dict[str, str]:
+    """Same thread pools for every tool: ``threads`` intra-op, ``inter`` inter-op (default 1, or
+    ``$MTBENCH_BENCH_INTER``)."""
+    inter = inter if inter is not None else int(os.environ.get("MTBENCH_BENCH_INTER", "1"))
     env.update({
         "OMP_NUM_THREADS": str(threads),
         "TF_INTRA_OP_PARALLELISM_THREADS": str(threads),
-        "TF_INTER_OP_PARALLELISM_THREADS": "1",
+        "TF_INTER_OP_PARALLELISM_THREADS": str(inter),
         "DP_INTRA_OP_PARALLELISM_THREADS": str(threads),
-        "DP_INTER_OP_PARALLELISM_THREADS": "1",
+        "DP_INTER_OP_PARALLELISM_THREADS": str(inter),
+        "MTBENCH_INTER_THREADS": str(inter),
         "MTBENCH_THREADS": str(threads),
     })
     return env
