@@ -198,7 +198,8 @@ def mode_runs(mode: str, args: argparse.Namespace, tools: list[Tool], workloads:
                         log(f"[bench] {tool.name}: no v2-style multi-task training; skipping workload 'multi'")
                     continue
                 spec = fill_input(wl.load(), data.systems, numb_steps=steps, disp_freq=disp_freq,
-                                  save_freq=steps if mode == "timing" else 10**9, val_batches=args.val_batches)
+                                  save_freq=steps if mode == "timing" else 10**9, val_batches=args.val_batches,
+                                  precision=args.precision)
                 run_dir = work / mode / f"{wl.name}-{tool.name}-rep{rep}"
                 deadline = args.time_budget if mode == "budget" else None
                 timeout = (args.time_budget + 120) if mode == "budget" else timeout_for(steps, data.natoms, 1)
@@ -225,7 +226,7 @@ def scaling_runs(args: argparse.Namespace, tools: list[Tool], data: BenchData, w
         for natoms, batch, systems in configs:
             for tool in tools:
                 spec = fill_input(wl.load(), systems, numb_steps=steps, disp_freq=disp_freq, save_freq=steps,
-                                  batch_size=batch, val_batches=args.val_batches)
+                                  batch_size=batch, val_batches=args.val_batches, precision=args.precision)
                 run_dir = work / "scaling" / f"{tool.name}-n{natoms}-b{batch}-rep{rep}"
                 r = run_one(tool, wl, spec, run_dir, threads=args.threads,
                             timeout_s=timeout_for(steps, natoms, batch))
@@ -285,6 +286,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-batches", type=int, default=None,
                    help="validation batches per lcurve line (default: the input's numb_btch, 3)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for every tool")
+    p.add_argument("--precision", choices=["float64", "float32"], default=None,
+                   help="override the precision of the descriptor and every fitting net, for every tool")
     p.add_argument("--inter-threads", type=int, default=1,
                    help="inter-op threads for every tool (default 1, as DeePMD-kit's docs recommend)")
     p.add_argument("--water-data", default=None,
@@ -353,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {
         "config": {"argv": sys.argv[1:] if argv is None else argv, "modes": modes, "tools": names,
-                   "workloads": [w.name for w in workloads], "threads": args.threads, "inter_threads": args.inter_threads, "quick": args.quick,
+                   "workloads": [w.name for w in workloads], "threads": args.threads, "inter_threads": args.inter_threads,
+                   "precision": args.precision, "quick": args.quick,
                    "time_budget_s": args.time_budget, "batch_sizes": args.batch_sizes,
                    "params": {m: dict(zip(("steps", "disp_freq", "reps"), mode_params(m, args))) for m in modes},
                    "reference_tool": REFERENCE_TOOL},

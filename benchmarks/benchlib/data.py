@@ -78,10 +78,11 @@ def resolve_data(water_dir: str | Path | None = None, *, need_dipole: bool = Tru
 
 def fill_input(template: Mapping[str, Any], systems: Mapping[str, list[str]], *, numb_steps: int, disp_freq: int,
                save_freq: int | None = None, batch_size: int | None = None,
-               val_batches: int | None = None) -> dict[str, Any]:
+               val_batches: int | None = None, precision: str | None = None) -> dict[str, Any]:
     """The template with ``"@NAME"`` system placeholders replaced and the run length set.
 
-    ``batch_size`` overrides every training batch size (scaling runs); ``val_batches`` every ``numb_btch``.
+    ``batch_size`` overrides every training batch size (scaling runs); ``val_batches`` every ``numb_btch``;
+    ``precision`` the descriptor's and every fitting net's ``precision`` (e.g. float32 for both tools).
     """
     def subst(obj: Any) -> Any:
         if isinstance(obj, str) and obj.startswith("@"):
@@ -97,6 +98,12 @@ def fill_input(template: Mapping[str, Any], systems: Mapping[str, list[str]], *,
 
     spec = subst(copy.deepcopy(dict(template)))
     spec.pop("_comment", None)
+    if precision is not None:
+        model = spec["model"]
+        model["descriptor"]["precision"] = precision
+        for fit in [model.get("fitting_net"), *model.get("fitting_net_dict", {}).values()]:
+            if fit is not None:
+                fit["precision"] = precision
     training = spec["training"]
     training["numb_steps"] = int(numb_steps)
     training["disp_freq"] = int(disp_freq)
