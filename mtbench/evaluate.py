@@ -304,7 +304,7 @@ def _predict_system(predictor: HeadPredictor, system: DeepmdSystem, frames: np.n
     for start in range(0, len(frames), step):
         idx = frames[start:start + step]
         batch = system.frames(idx)
-        nlists = {spec: (nb.idx[idx], nb.shift[idx]) for spec, nb in nbs.items()}
+        nlists = {spec: nb.take(idx) for spec, nb in nbs.items()}
         parts.append(predictor(batch["coord"], batch["box"], batch["atype"], nlists,
                                batch.get("fparam"), batch.get("aparam")))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

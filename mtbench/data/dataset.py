@@ -247,7 +247,7 @@ class TaskDataset:
         nlist = {}
         for spec in nspecs:
             data = system.neighbor_data(spec)
-            nlist[spec] = (data.idx[frames], data.shift[frames])
+            nlist[spec] = data.take(frames)
         batch["nlist"] = nlist
         return batch
 

@@ -286,13 +286,42 @@ def _wrap_up_4(x: float) -> int:
     return 4 * ((int(x) + 3) // 4)
 
 
+_CODE_REACH = 2  # image shifts in [-2, 2]^3 pack into one int8 code (125 values)
+
+
+def pack_lists(idx: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compact storage of cached lists: int16 indices where they fit, one int8 code per image shift where every
+    shift is within two cells (the usual case), else the shifts as they are. ~55% less memory than int32 + 3 x int8
+    (~50 MB less for DeePMD's 400-frame water example)."""
+    if idx.size == 0 or int(idx.max(initial=-1)) < np.iinfo(np.int16).max:
+        idx = idx.astype(np.int16)
+    if shift.size and int(np.abs(shift).max()) <= _CODE_REACH:
+        w = 2 * _CODE_REACH + 1
+        s = shift.astype(np.int16) + _CODE_REACH
+        shift = ((s[..., 0] * w + s[..., 1]) * w + s[..., 2]).astype(np.int8)
+    return idx, shift
+
+
+def unpack_lists(idx: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`pack_lists`: int32 indices and [..., 3] int8 shifts."""
+    idx = idx.astype(np.int32)
+    if shift.ndim == idx.ndim:  # packed codes
+        w = 2 * _CODE_REACH + 1
+        c = shift.astype(np.int16)
+        shift = np.stack([c // (w * w), (c // w) % w, c % w], axis=-1).astype(np.int8) - _CODE_REACH
+    return idx, shift
+
+
 @dataclass(frozen=True)
 class NeighborData:
-    """The neighbour lists of every frame of a system, with the neighbour statistics."""
+    """The neighbour lists of every frame of a system, with the neighbour statistics.
+
+    Stored packed (:func:`pack_lists`); :meth:`take` gives the lists of some frames as the model reads them.
+    """
 
     spec: NeighborSpec
-    idx: np.ndarray  # [nframes, N, nnei] int32
-    shift: np.ndarray  # [nframes, N, nnei, 3] int8
+    packed_idx: np.ndarray  # [nframes, N, nnei] int16 (int32 for huge frames)
+    packed_shift: np.ndarray  # [nframes, N, nnei] int8 codes, or [nframes, N, nnei, 3] shifts
     max_counts: np.ndarray  # [ntypes]: most neighbours of each type any atom had
     max_total: int  # most neighbours (all types) any atom had
     overflow: bool = field(init=False)
@@ -307,6 +336,18 @@ class NeighborData:
             suggestion = tuple(_wrap_up_4(c * 1.1) for c in self.max_counts)
         object.__setattr__(self, "overflow", bool(overflow))
         object.__setattr__(self, "sel_suggestion", suggestion)
+
+    def take(self, frames: np.ndarray | slice | list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``idx [nf, N, nnei]`` int32 and ``shift [nf, N, nnei, 3]`` int8 of the given frames."""
+        return unpack_lists(self.packed_idx[frames], self.packed_shift[frames])
+
+    @property
+    def idx(self) -> np.ndarray:
+        return self.take(slice(None))[0]
+
+    @property
+    def shift(self) -> np.ndarray:
+        return self.take(slice(None))[1]
 
 
 def compute_neighbor_data(
@@ -324,8 +365,8 @@ def compute_neighbor_data(
     """
     spec = as_neighbor_spec(spec)
     nframes, natoms = coords.shape[0], coords.shape[1]
-    idx = np.full((nframes, natoms, spec.nnei), -1, dtype=np.int32)
-    shifts: list[np.ndarray] = []
+    idx = np.full((nframes, natoms, spec.nnei), -1, dtype=np.int16 if natoms < np.iinfo(np.int16).max else np.int32)
+    shifts: list[np.ndarray] = []  # per frame, packed as it comes so the full lists never exist at once
     max_counts = np.zeros(ntypes, dtype=np.int64)
     max_total = 0
     start = clock()
@@ -334,8 +375,9 @@ def compute_neighbor_data(
     try:
         for f in range(nframes):
             box = None if boxes is None else boxes[f]
-            idx[f], shift_f, counts = build_neighbor_list(coords[f], box, atype, spec, ntypes)
-            shifts.append(shift_f)
+            idx_f, shift_f, counts = build_neighbor_list(coords[f], box, atype, spec, ntypes)
+            idx[f] = idx_f
+            shifts.append(pack_lists(idx_f, shift_f)[1])
             if natoms:
                 max_counts = np.maximum(max_counts, counts.max(axis=0))
                 max_total = max(max_total, int(counts.sum(axis=1).max()))
@@ -351,8 +393,10 @@ def compute_neighbor_data(
     finally:
         if progress is not None:
             progress.stop()
-    dtype = np.result_type(np.int8, *[s.dtype for s in shifts]) if shifts else np.int8
-    shift = np.zeros((nframes, natoms, spec.nnei, 3), dtype=dtype)
-    for f, s in enumerate(shifts):
-        shift[f] = s
-    return NeighborData(spec=spec, idx=idx, shift=shift, max_counts=max_counts, max_total=max_total)
+    if all(s.ndim == 2 for s in shifts):  # every frame packed to codes
+        packed_shift = np.stack(shifts) if shifts else np.zeros((0, natoms, spec.nnei), dtype=np.int8)
+    else:  # some frame has shifts beyond two cells: keep all of them unpacked
+        full = [s if s.ndim == 3 else unpack_lists(np.zeros(s.shape, np.int32), s)[1] for s in shifts]
+        packed_shift = np.stack([f.astype(np.result_type(np.int8, *[x.dtype for x in full])) for f in full])
+    return NeighborData(spec=spec, packed_idx=idx, packed_shift=packed_shift, max_counts=max_counts,
+                        max_total=max_total)

@@ -192,3 +192,21 @@ def test_progress_bar_path_gives_the_same_lists():
     slow = compute_neighbor_data(coords, None, atype, spec, 2, clock=lambda: float(next(ticks)))
     fast = compute_neighbor_data(coords, None, atype, spec, 2)
     np.testing.assert_array_equal(slow.idx, fast.idx)
+
+
+def test_packed_lists_round_trip() -> None:
+    from mtbench.data.neighbor import pack_lists, unpack_lists
+
+    rng = np.random.default_rng(0)
+    idx = rng.integers(-1, 500, size=(3, 7, 11)).astype(np.int32)
+    small = rng.integers(-2, 3, size=(3, 7, 11, 3)).astype(np.int8)
+    pi, ps = pack_lists(idx, small)
+    assert pi.dtype == np.int16 and ps.shape == idx.shape and ps.dtype == np.int8
+    ui, us = unpack_lists(pi, ps)
+    np.testing.assert_array_equal(ui, idx)
+    np.testing.assert_array_equal(us, small)
+    far = small.copy()
+    far[0, 0, 0] = (5, -7, 3)  # an unwrapped trajectory: shifts beyond two cells stay unpacked
+    pi, ps = pack_lists(idx, far)
+    assert ps.shape == far.shape
+    np.testing.assert_array_equal(unpack_lists(pi, ps)[1], far)
