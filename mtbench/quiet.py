@@ -55,7 +55,7 @@ def import_tensorflow_quietly(threads: int | None = None) -> None:
 
 
 def _set_threads(n: int) -> None:
-    """``n`` intra-op threads; inter-op threads from ``MTBENCH_INTER_THREADS`` (default 1, like DeePMD-kit's)."""
+    """``n`` intra-op threads; inter-op threads from ``MTBENCH_INTER_THREADS`` (default 1)."""
     import tensorflow as tf
 
     try:

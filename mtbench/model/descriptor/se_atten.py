@@ -40,8 +40,20 @@ from mtbench.model.descriptor.base import (
     pair_exclude_table,
     register_descriptor,
 )
-from mtbench.model.env_mat import Neighbors, env_matrix, env_stat_sums, env_stat_to_davg_dstd, normalize_env
-from mtbench.model.networks import MLP, Dense, NetworkCollection, canonical_precision, tf_dtype
+from mtbench.model.env_mat import (
+    Neighbors,
+    env_matrix,
+    env_stat_sums,
+    env_stat_to_davg_dstd,
+    normalize_env,
+)
+from mtbench.model.networks import (
+    MLP,
+    Dense,
+    NetworkCollection,
+    canonical_precision,
+    tf_dtype,
+)
 from mtbench.model.type_embedding import TypeEmbedNet
 
 SMOOTH_ATTN_SHIFT = 20.0  # logits of switched-off pairs are pulled to -20 (DeePMD's ``attnw_shift``)

@@ -23,6 +23,7 @@ from mtbench.model.descriptor.base import (
     partition_by_type,
     register_descriptor,
 )
+from mtbench.model.descriptor.common import check_plain, env_mat_dict
 from mtbench.model.env_mat import (
     Neighbors,
     env_matrix,
@@ -104,8 +105,7 @@ class DescrptSeA(Descriptor):
             "type_one_side": self.type_one_side, "exclude_types": [list(p) for p in self.exclude_types],
             "env_protection": self.env_protection, "set_davg_zero": self.set_davg_zero,
             "activation_function": self.activation_function, "precision": self.precision, "spin": None,
-            "env_mat": {"rcut": self.rcut, "rcut_smth": self.rcut_smth, "protection": self.env_protection,
-                        "use_exp_switch": False},
+            "env_mat": env_mat_dict(self.rcut, self.rcut_smth, self.env_protection),
             "embeddings": self.embeddings.to_dict(),
             "@variables": {"davg": self.davg.numpy().astype(np.dtype(self.precision)),
                            "dstd": self.dstd.numpy().astype(np.dtype(self.precision))},
@@ -114,10 +114,7 @@ class DescrptSeA(Descriptor):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DescrptSeA":
-        if data.get("compress"):
-            raise ValueError("compressed se_e2_a models are not supported; export the uncompressed model")
-        if data.get("spin"):
-            raise ValueError("spin models are not supported")
+        check_plain(data)
         var = data["@variables"]
         return cls(rcut=data["rcut"], rcut_smth=data["rcut_smth"], sel=data["sel"], neuron=data["neuron"],
                    axis_neuron=data["axis_neuron"],

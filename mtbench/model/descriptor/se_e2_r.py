@@ -21,16 +21,27 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from mtbench.errors import SpecError
 from mtbench.model.descriptor.base import (
     Descriptor,
     DescriptorOutput,
     NeighborSpec,
     gather_pair_mask,
     pair_exclude_table,
+    partition_by_type,
     register_descriptor,
 )
-from mtbench.model.env_mat import Neighbors, env_matrix, env_stat_sums, env_stat_to_davg_dstd, normalize_env
+from mtbench.model.descriptor.common import (
+    assign_env_stats,
+    check_plain,
+    check_sel,
+    collection_dict,
+    collection_from_dict,
+    env_mat_dict,
+    net_options,
+    symmetric_pairs,
+    zero_network_dict,
+)
+from mtbench.model.env_mat import Neighbors, env_matrix, env_stat_sums, normalize_env
 from mtbench.model.networks import MLP, NetworkCollection, canonical_precision, tf_dtype
 
 RADIAL_RESCALE = 0.2  # DeePMD's ``res_rescale`` of se_e2_r
@@ -199,93 +210,3 @@ class DescrptSeR(Descriptor):
                 em = em * tf.cast(keep[..., None], em.dtype)
             sums += env_stat_sums(em.numpy(), np.asarray(atype), self.ntypes)
         assign_env_stats(self, sums, ncol=1)
-
-
-# --- helpers shared by the se_e2_r / se_e3 descriptors ------------------------------------------------------
-def partition_by_type(x: tf.Tensor, atype_flat: tf.Tensor, ntypes: int) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-    """Split rows of ``x`` by centre type; returns (parts, row indices) for :func:`tf.dynamic_stitch`."""
-    rows = tf.range(tf.shape(atype_flat)[0])
-    return tf.dynamic_partition(x, atype_flat, ntypes), tf.dynamic_partition(rows, atype_flat, ntypes)
-
-
-EMPTY_TYPE_STD = 0.1  # DeePMD-kit v3's std for a centre type absent from the statistics data
-
-
-def check_sel(sel: Any, ntypes: int, key: str = "model.descriptor.sel") -> list[int]:
-    """``sel`` as one non-negative int per type (``auto`` must have been resolved from data before)."""
-    if isinstance(sel, str) or not isinstance(sel, Sequence):
-        raise SpecError(key, f"expected one neighbour count per type (resolve 'auto' first), got {sel!r}")
-    out = [int(s) for s in sel]
-    if len(out) != ntypes or any(s < 0 for s in out):
-        raise SpecError(key, f"expected {ntypes} non-negative neighbour counts (one per type), got {list(sel)}")
-    return out
-
-
-def symmetric_pairs(pairs: Sequence[Sequence[int]]) -> set[tuple[int, int]]:
-    out = set()
-    for a, b in pairs:
-        out |= {(int(a), int(b)), (int(b), int(a))}
-    return out
-
-
-def net_options(config: dict[str, Any]) -> dict[str, Any]:
-    return {"activation_function": config.get("activation_function", "tanh"),
-            "resnet_dt": bool(config.get("resnet_dt", False)),
-            "precision": canonical_precision(config.get("precision", "float64")),
-            "trainable": bool(config.get("trainable", True))}
-
-
-def zero_network_dict(in_dim: int, neuron: Sequence[int], **kw: Any) -> dict[str, Any]:
-    """A serialized embedding net with every weight zero: how DeePMD-kit stores nets it never evaluates."""
-    data = MLP.embedding(in_dim, neuron, rng=np.random.default_rng(0), **kw).to_dict()
-    for layer in data["layers"]:
-        layer["@variables"] = {k: None if v is None else np.zeros_like(v) for k, v in layer["@variables"].items()}
-    return data
-
-
-def collection_dict(coll: NetworkCollection, unused: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    data = coll.to_dict()
-    for k, net in unused.items():
-        data["networks"][k] = net
-    return data
-
-
-def collection_from_dict(data: dict[str, Any], unused: set[int], *, trainable: bool,
-                         frozen: set[int] = frozenset()) -> tuple[NetworkCollection, dict[int, dict[str, Any]]]:
-    """Nets to evaluate as modules (``frozen`` ones not trainable); the ``unused`` ones kept as plain dicts."""
-    nets: list[MLP | None] = []
-    kept: dict[int, dict[str, Any]] = {}
-    for k, nd in enumerate(data["networks"]):
-        if k in unused or nd is None:
-            nets.append(None)
-            if nd is not None:
-                kept[k] = nd
-        else:
-            nets.append(MLP.from_dict(nd, trainable=False if k in frozen else trainable))
-    return NetworkCollection(data["ndim"], data["ntypes"], data.get("network_type", "embedding_network"), nets), kept
-
-
-def env_mat_dict(rcut: float, rcut_smth: float, protection: float) -> dict[str, Any]:
-    return {"rcut": rcut, "rcut_smth": rcut_smth, "protection": protection, "use_exp_switch": False}
-
-
-def check_plain(data: dict[str, Any]) -> None:
-    if data.get("compress"):
-        raise ValueError(f"compressed {data.get('type')} models are not supported; export the uncompressed model")
-    if data.get("spin"):
-        raise ValueError("spin models are not supported")
-
-
-def assign_env_stats(desc: Any, sums: np.ndarray, ncol: int) -> None:
-    """Pooled env-matrix sums -> ``desc.davg``/``desc.dstd`` by DeePMD-kit v3's rules.
-
-    A centre type with no atoms in the data gets mean 0 and std 0.1; with ``set_davg_zero`` the mean is left as it
-    is (it starts at zero), as the reference does.
-    """
-    davg, dstd = env_stat_to_davg_dstd(sums, desc.nnei, ncol, set_davg_zero=False, rcut=desc.rcut)
-    empty = sums[:, 0] == 0
-    davg[empty] = 0.0
-    dstd[empty] = EMPTY_TYPE_STD
-    if not desc.set_davg_zero:
-        desc.davg.assign(davg)
-    desc.dstd.assign(dstd)

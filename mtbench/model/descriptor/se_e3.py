@@ -28,7 +28,7 @@ from mtbench.model.descriptor.base import (
     pair_exclude_table,
     register_descriptor,
 )
-from mtbench.model.descriptor.se_e2_r import (
+from mtbench.model.descriptor.common import (
     assign_env_stats,
     check_plain,
     check_sel,
