@@ -42,6 +42,9 @@ def configure_logging(level: int = logging.INFO) -> None:
         logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    # "Creating initial MLflow database tables..." and the like (mlflow sets its level from this when imported)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def prepare_spec(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:

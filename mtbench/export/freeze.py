@@ -213,15 +213,16 @@ def _number(v: Any) -> float | None:
 def run_tracking(run_dir: Path) -> tuple[str | None, str | None, str]:
     """(run_id, tracking URI, why not) of the MLflow run a run folder was tracked in.
 
-    The URI is the one the run used: ``MLFLOW_TRACKING_URI`` if set, else the Hydra run's ``tracking``/``paths``
-    config, else the backlog's record, else the default store of the output folder the run folder sits in
-    (``<output_dir>/runs/<date>/<time>`` or ``<output_dir>/multirun/<date>/<time>/<job>``).
+    The URI is the one the run used: ``MLFLOW_TRACKING_URI`` if set, else the one ``summary.json`` records, else
+    the Hydra run's ``tracking``/``paths`` config, else the backlog's record, else the default store of the output
+    folder the run folder sits in (``<output_dir>/runs/<date>/<time>`` or ``<output_dir>/multirun/<date>/<time>/<job>``).
     """
     summary = run_dir / "summary.json"
-    run_id = None
+    run_id, recorded = None, None
     if summary.is_file():
         try:
-            run_id = json.loads(summary.read_text()).get("run_id")
+            data = json.loads(summary.read_text())
+            run_id, recorded = data.get("run_id"), data.get("tracking_uri")
         except json.JSONDecodeError:
             pass
     if not run_id:
@@ -230,6 +231,8 @@ def run_tracking(run_dir: Path) -> tuple[str | None, str | None, str]:
 
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return run_id, os.environ["MLFLOW_TRACKING_URI"], ""
+    if recorded:
+        return run_id, str(recorded), ""
     hydra_cfg = run_dir / ".hydra" / "config.yaml"
     if hydra_cfg.is_file():
         import yaml

@@ -256,7 +256,7 @@ class Trainer:
                                       append=self.step > 0) for name, rt in self.runtime.items()}
         self._log_neighbor_metrics()
         progress = TrainingProgress(self.numb_steps, list(self.runtime), enabled=self.show_progress,
-                                    start=self.step)
+                                    start=self.step, counts=self.sampler.counts)
         t_start = time.perf_counter()
         last_disp_time, last_disp_step = t_start, self.step
         final: dict[str, dict[str, float]] = {}
