@@ -83,3 +83,11 @@ def test_input_json_route(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
     assert (run_dir / "input.json").is_file() and (run_dir / "checkpoints" / "checkpoint").is_file()
     assert {p.name for p in run_dir.glob("lcurve.*.out")} == {"lcurve.water_ener.out", "lcurve.water_dipole.out"}
+
+
+def test_help_helps(tmp_path: Path, data_dir: Path) -> None:
+    proc = run(["mtbench", "--help"], tmp_path, data_dir)
+    assert proc.returncode == 0
+    for text in ("Usage: python -m mtbench", "descriptor: hybrid, se_atten", "python -m mtbench.freeze",
+                 "conf/README.md"):
+        assert text in proc.stdout, text
