@@ -280,8 +280,21 @@ def test_failures_that_cannot_travel_back_are_made_picklable() -> None:
     plain = failed(ValueError("x"))
     keep_failure_picklable(plain)
     assert isinstance(plain._return_value, ValueError)
-    custom = failed(SpecError("training.fitting_weight.a", "must be >= 0, got -1"))
+    # our own errors travel back as themselves (they define __reduce__) ...
+    ours = failed(SpecError("training.fitting_weight.a", "must be >= 0, got -1"))
+    keep_failure_picklable(ours)
+    back = pickle.loads(pickle.dumps(ours))._return_value
+    assert isinstance(back, SpecError) and back.key == "training.fitting_weight.a"
+
+    # ... one from a library whose __init__ cannot be rebuilt from its args becomes a RuntimeError
+    class Unrebuildable(Exception):
+        def __init__(self, key: str, message: str) -> None:
+            super().__init__(f"{key}: {message}")
+
+    custom = failed(Unrebuildable("training.fitting_weight.a", "must be >= 0, got -1"))
+    with pytest.raises(Exception):
+        pickle.loads(pickle.dumps(custom._return_value))
     keep_failure_picklable(custom)
     back = pickle.loads(pickle.dumps(custom))._return_value
     assert isinstance(back, RuntimeError)
-    assert str(back) == "SpecError: training.fitting_weight.a: must be >= 0, got -1"
+    assert str(back) == "Unrebuildable: training.fitting_weight.a: must be >= 0, got -1"
