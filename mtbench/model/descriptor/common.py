@@ -3,13 +3,20 @@ the nets DeePMD-kit stores but never evaluates, env-matrix statistics by DeePMD-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from mtbench.errors import SpecError
-from mtbench.model.env_mat import env_stat_to_davg_dstd
+from mtbench.model.descriptor.base import NeighborSpec, gather_pair_mask
+from mtbench.model.env_mat import (
+    Neighbors,
+    env_matrix,
+    env_stat_sums,
+    env_stat_to_davg_dstd,
+)
 from mtbench.model.networks import MLP, NetworkCollection, canonical_precision
 
 EMPTY_TYPE_STD = 0.1  # DeePMD-kit v3's std for a centre type absent from the statistics data
@@ -78,6 +85,27 @@ def check_plain(data: dict[str, Any]) -> None:
         raise ValueError(f"compressed {data.get('type')} models are not supported; export the uncompressed model")
     if data.get("spin"):
         raise ValueError("spin models are not supported")
+
+
+def env_stat_sums_over(desc: Any, samples: Iterable[tuple[dict[NeighborSpec, Neighbors], tf.Tensor]], *,
+                       radial_only: bool = False,
+                       blocks: Callable[[Neighbors], list[Neighbors]] | None = None) -> np.ndarray:
+    """Per-centre-type env-matrix sums over the statistics frames, excluded pairs zeroed: [ntypes, 5].
+
+    ``blocks`` splits a neighbour list the way the descriptor evaluates it (se_e2_a's per-type blocks)."""
+    spec = desc.neighbor_specs()[0]
+    sums = np.zeros((desc.ntypes, 5))
+    for neighbors, atype in samples:
+        ems = []
+        for nb in blocks(neighbors[spec]) if blocks else [neighbors[spec]]:
+            em, _ = env_matrix(nb, desc.rcut, desc.rcut_smth, radial_only=radial_only, protection=desc.env_protection)
+            if desc.exclude_types:
+                keep = gather_pair_mask(desc._excl_table, atype, nb.nei_type)
+                em = em * tf.cast(keep[..., None], em.dtype)
+            ems.append(em)
+        em = ems[0] if len(ems) == 1 else tf.concat(ems, axis=2)
+        sums += env_stat_sums(em.numpy(), np.asarray(atype), desc.ntypes)
+    return sums
 
 
 def assign_env_stats(desc: Any, sums: np.ndarray, ncol: int) -> None:

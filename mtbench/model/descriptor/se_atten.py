@@ -40,10 +40,10 @@ from mtbench.model.descriptor.base import (
     pair_exclude_table,
     register_descriptor,
 )
+from mtbench.model.descriptor.common import env_stat_sums_over
 from mtbench.model.env_mat import (
     Neighbors,
     env_matrix,
-    env_stat_sums,
     env_stat_to_davg_dstd,
     normalize_env,
 )
@@ -526,15 +526,7 @@ class DescrptSeAtten(Descriptor):
 
     def compute_input_stats(self, samples: Sequence[tuple[dict[NeighborSpec, Neighbors], tf.Tensor]]) -> None:
         """se_e2_a's rules per centre type; with ``set_davg_zero`` only ``dstd`` changes (as in the reference)."""
-        spec = self.neighbor_specs()[0]
-        sums = np.zeros((self.ntypes, 5))
-        for neighbors, atype in samples:
-            nb = neighbors[spec]
-            em, _ = env_matrix(nb, self.rcut, self.rcut_smth, protection=self.env_protection)
-            if self.exclude_types:
-                keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
-                em = em * tf.cast(keep[..., None], em.dtype)
-            sums += env_stat_sums(em.numpy(), np.asarray(atype), self.ntypes)
+        sums = env_stat_sums_over(self, samples)
         davg, dstd = env_stat_to_davg_dstd(sums, self.nnei, 4, set_davg_zero=False, rcut=self.rcut)
         if not self.set_davg_zero:
             self.davg.assign(davg)

@@ -23,11 +23,14 @@ from mtbench.model.descriptor.base import (
     partition_by_type,
     register_descriptor,
 )
-from mtbench.model.descriptor.common import check_plain, env_mat_dict
+from mtbench.model.descriptor.common import (
+    check_plain,
+    env_mat_dict,
+    env_stat_sums_over,
+)
 from mtbench.model.env_mat import (
     Neighbors,
     env_matrix,
-    env_stat_sums,
     env_stat_to_davg_dstd,
     normalize_env,
 )
@@ -231,17 +234,7 @@ class DescrptSeA(Descriptor):
         return DescriptorOutput(tf.cast(desc, tf.float64), tf.cast(gr[..., 1:], tf.float64))
 
     def compute_input_stats(self, samples: Sequence[tuple[dict[NeighborSpec, Neighbors], tf.Tensor]]) -> None:
-        spec = self.neighbor_specs()[0]
-        sums = np.zeros((self.ntypes, 5))
-        for neighbors, atype in samples:
-            ems = []
-            for nb in self._blocks(neighbors[spec]):
-                em, _ = env_matrix(nb, self.rcut, self.rcut_smth, protection=self.env_protection)
-                if self.exclude_types:
-                    keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
-                    em = em * tf.cast(keep[..., None], em.dtype)
-                ems.append(em)
-            sums += env_stat_sums(tf.concat(ems, axis=2).numpy(), np.asarray(atype), self.ntypes)
+        sums = env_stat_sums_over(self, samples, blocks=self._blocks)
         davg, dstd = env_stat_to_davg_dstd(sums, self.nnei, 4, set_davg_zero=self.set_davg_zero, rcut=self.rcut)
         if not self.set_davg_zero:  # as DeePMD's reference: set_davg_zero leaves davg as it is
             self.davg.assign(davg)

@@ -37,11 +37,12 @@ from mtbench.model.descriptor.common import (
     collection_dict,
     collection_from_dict,
     env_mat_dict,
+    env_stat_sums_over,
     net_options,
     symmetric_pairs,
     zero_network_dict,
 )
-from mtbench.model.env_mat import Neighbors, env_matrix, env_stat_sums, normalize_env
+from mtbench.model.env_mat import Neighbors, env_matrix, normalize_env
 from mtbench.model.networks import MLP, NetworkCollection, canonical_precision, tf_dtype
 
 RADIAL_RESCALE = 0.2  # DeePMD's ``res_rescale`` of se_e2_r
@@ -200,13 +201,5 @@ class DescrptSeR(Descriptor):
         return DescriptorOutput(tf.cast(tf.reshape(desc, [nf, nloc, self.neuron[-1]]), tf.float64), None)
 
     def compute_input_stats(self, samples: Sequence[tuple[dict[NeighborSpec, Neighbors], tf.Tensor]]) -> None:
-        spec = self.neighbor_specs()[0]
-        sums = np.zeros((self.ntypes, 5))
-        for neighbors, atype in samples:
-            nb = neighbors[spec]
-            em, _ = env_matrix(nb, self.rcut, self.rcut_smth, radial_only=True, protection=self.env_protection)
-            if self.exclude_types:
-                keep = gather_pair_mask(self._excl_table, atype, nb.nei_type)
-                em = em * tf.cast(keep[..., None], em.dtype)
-            sums += env_stat_sums(em.numpy(), np.asarray(atype), self.ntypes)
+        sums = env_stat_sums_over(self, samples, radial_only=True)
         assign_env_stats(self, sums, ncol=1)
