@@ -91,6 +91,13 @@ if importlib.util.find_spec("mtbench.model.descriptor.se_atten") is not None:
         ]}, smooth=False,
         notes="a mixed-type sub-descriptor: one distance-sorted list, split by type for the others; se_atten's "
               "attention without smooth_type_embedding jumps when a neighbour crosses its rcut (by design)")
+    DESCRIPTOR_CASES["hybrid_rot_mat"] = DescriptorCase(
+        {"type": "hybrid", "list": [
+            {**SE_A, "sel": [10, 12], "rcut": 3.0, "rcut_smth": 0.5},
+            {"type": "se_atten_v2", "sel": 30, "rcut": 3.5, "rcut_smth": 0.5, "neuron": [2, 6], "axis_neuron": 2,
+             "attn": 8, "attn_layer": 1, "tebd_dim": 4, "seed": 3},
+        ]}, rot_mat=True,
+        notes="every sub-descriptor has a rotation matrix: concatenated (widths 8 + 6), dipole/polar heads apply")
 
 FITTING_CASES: dict[str, dict[str, Any]] = {
     # neuron[0] = 10 differs from every descriptor width above: DeePMD-kit's TensorFlow fitting never gives its

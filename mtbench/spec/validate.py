@@ -192,10 +192,15 @@ def _fitting(fit: Mapping[str, Any], path: str, descriptor: Mapping[str, Any], n
             _at_least(fit["rcond"], 0, join(path, "rcond"))
         return
     # dipole / polar: the output is rotated by the descriptor's rotation matrix
-    if not reg.DESCRIPTORS[descriptor["type"]].rot_mat:
+    if not descriptor_has_rot_mat(descriptor):
         with_rot = ", ".join(e.name for e in reg.DESCRIPTORS.values() if e.rot_mat)
+        if descriptor["type"] == "hybrid":
+            lacking = sorted({str(sub["type"]) for sub in descriptor["list"] if not descriptor_has_rot_mat(sub)})
+            what = f"model.descriptor is a hybrid with {', '.join(repr(t) for t in lacking)}, which has none"
+        else:
+            what = f"model.descriptor.type {descriptor['type']!r} has none"
         raise SpecError(join(path, "type"), f"a {fit['type']} fitting needs a descriptor with a rotation matrix "
-                        f"({with_rot}); model.descriptor.type {descriptor['type']!r} has none")
+                        f"({with_rot}, or a hybrid of only those); {what}")
     sel_type = fit["sel_type"]
     if sel_type is not None:
         if not sel_type:
@@ -210,6 +215,14 @@ def _fitting(fit: Mapping[str, Any], path: str, descriptor: Mapping[str, Any], n
         scale = fit["scale"]
         if isinstance(scale, list) and any(kind_of(s) not in ("int", "float") for s in scale):
             raise SpecError(join(path, "scale"), f"expected a number or a list of numbers, got {scale!r}")
+
+
+def descriptor_has_rot_mat(descriptor: Mapping[str, Any]) -> bool:
+    """A hybrid has a rotation matrix when every sub-descriptor has one (they are concatenated)."""
+    if descriptor["type"] == "hybrid":
+        return all(descriptor_has_rot_mat(sub) for sub in descriptor["list"])
+    entry = reg.lookup("descriptor", str(descriptor["type"]))
+    return bool(entry and entry.rot_mat)
 
 
 def _layer_sharing(fittings: Mapping[str, Mapping[str, Any]], root: str, *, single: bool = False) -> None:

@@ -88,6 +88,6 @@ def test_input_json_route(tmp_path: Path, data_dir: Path) -> None:
 def test_help_helps(tmp_path: Path, data_dir: Path) -> None:
     proc = run(["mtbench", "--help"], tmp_path, data_dir)
     assert proc.returncode == 0
-    for text in ("Usage: python -m mtbench", "descriptor: hybrid, se_atten", "python -m mtbench.freeze",
+    for text in ("Usage: python -m mtbench", "descriptor: hybrid, hybrid_angular, se_atten", "python -m mtbench.freeze",
                  "conf/README.md"):
         assert text in proc.stdout, text

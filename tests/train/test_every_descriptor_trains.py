@@ -10,6 +10,7 @@ import yaml
 
 from mtbench.run import prepare_spec
 from mtbench.spec.compose import conf_dir
+from mtbench.spec.validate import descriptor_has_rot_mat
 from mtbench.train.trainer import Trainer
 
 CONFIGS = sorted((conf_dir() / "descriptor").glob("*.yaml"))
@@ -32,7 +33,7 @@ def shrink(desc: dict) -> dict:
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_descriptor_trains(path: Path, tiny_spec, tmp_path: Path) -> None:
     desc = shrink(yaml.safe_load(path.read_text()))
-    with_rot = desc["type"] not in ("hybrid", "se_e2_r", "se_e3")
+    with_rot = descriptor_has_rot_mat(desc)
     spec = tiny_spec(tasks=("water_ener", "water_dipole") if with_rot else ("water_ener",), steps=4)
     spec["model"]["descriptor"] = desc
     tr = Trainer(prepare_spec(spec, None), tmp_path, progress=False)

@@ -127,7 +127,7 @@ MULTI_ERRORS = [
     ("hybrid dipole", _set("model.descriptor", {"type": "hybrid", "list": [
         {"type": "se_e2_a", "sel": [20, 40], "rcut": 4.5, "neuron": [8, 16], "axis_neuron": 4},
         {"type": "se_e2_r", "sel": [20, 40], "rcut": 4.5, "neuron": [8, 16]}]}),
-     "model.fitting_net_dict.water_dipole.type", "needs a descriptor with a rotation matrix"),
+     "model.fitting_net_dict.water_dipole.type", "a hybrid with 'se_e2_r', which has none"),
     ("se_e2_r dipole", _set("model.descriptor", {"type": "se_e2_r", "sel": [20, 40], "rcut": 4.5, "neuron": [8]}),
      "model.fitting_net_dict.water_dipole.type", "model.descriptor.type 'se_e2_r' has none"),
     ("nested hybrid", _set("model.descriptor", {"type": "hybrid", "list": [{"type": "hybrid", "list": []}]}),
@@ -240,10 +240,11 @@ SINGLE_ERRORS = [
     ("no training_data", _del("training.training_data"), "training.training_data", "required key is missing"),
     ("polar with hybrid", lambda s: s.update(
         model={"type_map": ["O", "H"],
-               "descriptor": {"type": "hybrid", "list": [{"type": "se_e2_a", "sel": [4, 8], "rcut": 3.0}]},
+               "descriptor": {"type": "hybrid", "list": [{"type": "se_e2_a", "sel": [4, 8], "rcut": 3.0},
+                                                          {"type": "se_e3", "sel": [4, 8], "rcut": 3.0}]},
                "fitting_net": {"type": "polar"}},
         loss={"type": "tensor", "pref": 1, "pref_atomic": 1}),
-     "model.fitting_net.type", "model.descriptor.type 'hybrid' has none"),
+     "model.fitting_net.type", "a hybrid with 'se_e3', which has none"),
     ("bad task_name", _set("training.task_name", "a/b"), "training.task_name", "not a valid task name"),
     ("val numb_btch", _set("training.validation_data.numb_btch", 0), "training.validation_data.numb_btch",
      "must be >= 1"),

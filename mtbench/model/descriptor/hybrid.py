@@ -144,7 +144,8 @@ class DescrptHybrid(Descriptor):
 
     @property
     def has_rot_mat(self) -> bool:
-        return False
+        """Every sub-descriptor has one: they are concatenated along the embedding axis, as ``dim_emb`` is."""
+        return all(d.has_rot_mat for d in self.descriptors)
 
     @property
     def mixed_types(self) -> bool:
@@ -165,8 +166,9 @@ class DescrptHybrid(Descriptor):
 
     def __call__(self, neighbors: dict[NeighborSpec, Neighbors], atype: tf.Tensor) -> DescriptorOutput:
         nb = neighbors[self.neighbor_specs()[0]]
-        outs = [d(view, atype).descriptor for d, view in zip(self.descriptors, self.sub_neighbors(nb))]
-        return DescriptorOutput(tf.concat(outs, axis=-1), None)
+        outs = [d(view, atype) for d, view in zip(self.descriptors, self.sub_neighbors(nb))]
+        rot = tf.concat([o.rot_mat for o in outs], axis=-2) if self.has_rot_mat else None
+        return DescriptorOutput(tf.concat([o.descriptor for o in outs], axis=-1), rot)
 
     def compute_input_stats(self, samples: Sequence[tuple[dict[NeighborSpec, Neighbors], tf.Tensor]]) -> None:
         merged = self.neighbor_specs()[0]
