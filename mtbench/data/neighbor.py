@@ -118,7 +118,7 @@ class _ShiftTable:
         axes = [np.arange(-int(n), int(n) + 1, dtype=np.int64) for n in nbuff]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
         grid = grid.astype(np.float64)
-        order = np.argsort(np.linalg.vector_norm(grid, axis=1))
+        order = np.argsort(np.linalg.norm(grid, axis=1))
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
         return cls(nbuff=np.asarray(nbuff, dtype=np.int64), shifts=grid[order], rank=rank)
@@ -240,7 +240,7 @@ def build_neighbor_list(
         i, j, entry, images = _candidate_pairs(frac, nbins, reach, None)
         rank = np.zeros(i.shape[0], dtype=np.int64)
         diff = np.take(wrapped, j, axis=0) - np.take(wrapped, i, axis=0)
-    dist = np.linalg.vector_norm(diff, axis=-1)
+    dist = np.linalg.norm(diff, axis=-1)
     keep = np.flatnonzero((dist <= rcut) & ((i != j) | (rank != 0)))
     i, j, entry, rank, dist = i[keep], j[keep], entry[keep], rank[keep], dist[keep]
 
