@@ -51,7 +51,7 @@ from mtbench.model.fitting import SharedLayers, fitting_class
 from mtbench.model.multitask import Head, MultiTaskModel
 from mtbench.model.networks import canonical_precision
 from mtbench.spec import registry as reg
-from mtbench.spec.normalize import SINGLE_TASK_MARKERS, is_multi_task
+from mtbench.spec.normalize import SINGLE_TASK_MARKERS, has_key, is_multi_task
 
 log = logging.getLogger("mtbench")
 
@@ -127,7 +127,7 @@ def autocomplete_spec(spec: dict, frozen_path: str, base_dir: Path | None) -> di
     model["type_map"] = _checked_type_map(model.get("type_map"), frozen)
     model["descriptor"] = _merged_descriptor(model.get("descriptor"), frozen)
 
-    single_markers = [m for m in SINGLE_TASK_MARKERS if _has(spec, m)]
+    single_markers = [m for m in SINGLE_TASK_MARKERS if has_key(spec, m)]
     multi = is_multi_task(spec) or (not single_markers and not frozen.from_deepmd)
     if multi:
         _complete_multi(spec, frozen)
@@ -446,15 +446,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _has(spec: Mapping[str, Any], dotted: str) -> bool:
-    node: Any = spec
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 # ------------------------------------------------------------------------------------------ the model

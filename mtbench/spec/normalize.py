@@ -52,7 +52,7 @@ def kind_of(value: Any) -> str:
 
 def is_multi_task(spec: Mapping[str, Any]) -> bool:
     """Whether a (raw or normalised) spec uses DeePMD-kit v2's multi-task keys."""
-    return any(_has(spec, marker) for marker in MULTI_TASK_MARKERS)
+    return any(has_key(spec, marker) for marker in MULTI_TASK_MARKERS)
 
 
 def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -296,8 +296,8 @@ def _fitting_weight(value: Any, tasks: list[str]) -> dict[str, Any]:
 
 
 def _check_mode(top: Mapping[str, Any]) -> bool:
-    single = [k for k in SINGLE_TASK_MARKERS if _has(top, k)]
-    multi = [k for k in MULTI_TASK_MARKERS if _has(top, k)]
+    single = [k for k in SINGLE_TASK_MARKERS if has_key(top, k)]
+    multi = [k for k in MULTI_TASK_MARKERS if has_key(top, k)]
     if single and multi:
         raise SpecError(single[0], f"single-task key mixed with multi-task key(s) {', '.join(multi)}; use "
                         "model.fitting_net_dict + loss_dict + training.data_dict for multi-task, or "
@@ -336,7 +336,8 @@ def _check_tasks(tasks: list[str], other: Mapping[str, Any], name: str, *, allow
 # ------------------------------------------------------------------------------------- helpers
 
 
-def _has(spec: Mapping[str, Any], dotted: str) -> bool:
+def has_key(spec: Mapping[str, Any], dotted: str) -> bool:
+    """Whether the nested key ``a.b.c`` is present (whatever its value)."""
     node: Any = spec
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:

@@ -80,6 +80,23 @@ def env_mat_dict(rcut: float, rcut_smth: float, protection: float) -> dict[str, 
     return {"rcut": rcut, "rcut_smth": rcut_smth, "protection": protection, "use_exp_switch": False}
 
 
+def serialized_options(data: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments se_e2_a, se_e2_r and se_e3 read alike from DeePMD-kit's serialized form."""
+    var = data["@variables"]
+    return {"rcut": data["rcut"], "rcut_smth": data["rcut_smth"], "sel": data["sel"], "neuron": data["neuron"],
+            "davg": var["davg"], "dstd": var["dstd"], "resnet_dt": data.get("resnet_dt", False),
+            "trainable": data.get("trainable", True), "exclude_types": data.get("exclude_types", []),
+            "env_protection": data.get("env_protection", 0.0), "set_davg_zero": data.get("set_davg_zero", False),
+            "activation_function": data.get("activation_function", "tanh"),
+            "precision": data.get("precision", "float64"), "type_map": data.get("type_map")}
+
+
+def stat_variables(davg: Any, dstd: Any, ntypes: int, nnei: int, ncol: int) -> tuple[tf.Variable, tf.Variable]:
+    """The env-matrix mean and std per centre type and slot, [ntypes, nnei, ncol]: float64, never trained."""
+    return tuple(tf.Variable(np.asarray(v, dtype=np.float64).reshape(ntypes, nnei, ncol), trainable=False, name=n)
+                 for v, n in ((davg, "davg"), (dstd, "dstd")))
+
+
 def check_plain(data: dict[str, Any]) -> None:
     if data.get("compress"):
         raise ValueError(f"compressed {data.get('type')} models are not supported; export the uncompressed model")

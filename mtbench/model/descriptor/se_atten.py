@@ -40,7 +40,7 @@ from mtbench.model.descriptor.base import (
     pair_exclude_table,
     register_descriptor,
 )
-from mtbench.model.descriptor.common import env_stat_sums_over
+from mtbench.model.descriptor.common import env_stat_sums_over, stat_variables
 from mtbench.model.env_mat import (
     Neighbors,
     env_matrix,
@@ -282,10 +282,7 @@ class DescrptSeAtten(Descriptor):
         self.type_map = list(type_map) if type_map is not None else None
         if len(self.attention) != self.attn_layer:
             raise ValueError(f"attn_layer is {self.attn_layer} but {len(self.attention)} attention layers given")
-        self.davg = tf.Variable(np.asarray(davg, dtype=np.float64).reshape(self.ntypes, self.nnei, 4),
-                                trainable=False, name="davg")
-        self.dstd = tf.Variable(np.asarray(dstd, dtype=np.float64).reshape(self.ntypes, self.nnei, 4),
-                                trainable=False, name="dstd")
+        self.davg, self.dstd = stat_variables(davg, dstd, self.ntypes, self.nnei, 4)
         self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
 
     # --- construction -------------------------------------------------------------------------------------

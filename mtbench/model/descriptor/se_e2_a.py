@@ -27,6 +27,8 @@ from mtbench.model.descriptor.common import (
     check_plain,
     env_mat_dict,
     env_stat_sums_over,
+    serialized_options,
+    stat_variables,
 )
 from mtbench.model.env_mat import (
     Neighbors,
@@ -65,10 +67,7 @@ class DescrptSeA(Descriptor):
         self.precision = canonical_precision(precision)
         self.type_map = list(type_map) if type_map is not None else None
         self.embeddings = embeddings
-        self.davg = tf.Variable(np.asarray(davg, dtype=np.float64).reshape(self.ntypes, self.nnei, 4),
-                                trainable=False, name="davg")
-        self.dstd = tf.Variable(np.asarray(dstd, dtype=np.float64).reshape(self.ntypes, self.nnei, 4),
-                                trainable=False, name="dstd")
+        self.davg, self.dstd = stat_variables(davg, dstd, self.ntypes, self.nnei, 4)
         self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
         self.sec = np.cumsum([0] + self.sel).tolist()
         self._check_uniform_stats()
@@ -118,16 +117,9 @@ class DescrptSeA(Descriptor):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DescrptSeA":
         check_plain(data)
-        var = data["@variables"]
-        return cls(rcut=data["rcut"], rcut_smth=data["rcut_smth"], sel=data["sel"], neuron=data["neuron"],
-                   axis_neuron=data["axis_neuron"],
+        return cls(axis_neuron=data["axis_neuron"],
                    embeddings=NetworkCollection.from_dict(data["embeddings"], trainable=data.get("trainable", True)),
-                   davg=var["davg"], dstd=var["dstd"], resnet_dt=data.get("resnet_dt", False),
-                   trainable=data.get("trainable", True), type_one_side=data.get("type_one_side", True),
-                   exclude_types=data.get("exclude_types", []), env_protection=data.get("env_protection", 0.0),
-                   set_davg_zero=data.get("set_davg_zero", False),
-                   activation_function=data.get("activation_function", "tanh"),
-                   precision=data.get("precision", "float64"), type_map=data.get("type_map"))
+                   type_one_side=data.get("type_one_side", True), **serialized_options(data))
 
     # --- interface ----------------------------------------------------------------------------------------
     def neighbor_specs(self) -> list[NeighborSpec]:

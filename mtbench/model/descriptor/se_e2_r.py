@@ -39,6 +39,8 @@ from mtbench.model.descriptor.common import (
     env_mat_dict,
     env_stat_sums_over,
     net_options,
+    serialized_options,
+    stat_variables,
     symmetric_pairs,
     zero_network_dict,
 )
@@ -75,10 +77,7 @@ class DescrptSeR(Descriptor):
         self.embeddings = embeddings
         # nets that are stored but never evaluated (excluded pairs of the two-side form), written back verbatim
         self.unused_nets = dict(unused_nets or {})
-        self.davg = tf.Variable(np.asarray(davg, dtype=np.float64).reshape(self.ntypes, self.nnei, 1),
-                                trainable=False, name="davg")
-        self.dstd = tf.Variable(np.asarray(dstd, dtype=np.float64).reshape(self.ntypes, self.nnei, 1),
-                                trainable=False, name="dstd")
+        self.davg, self.dstd = stat_variables(davg, dstd, self.ntypes, self.nnei, 1)
         self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
         self._excluded = {(a, b) for a, b in self.exclude_types} | {(b, a) for a, b in self.exclude_types}
 
@@ -140,14 +139,7 @@ class DescrptSeR(Descriptor):
         if not one_side:
             skip = {ti + tt * ntypes for ti, tt in excluded}
         embeddings, unused = collection_from_dict(data["embeddings"], skip, trainable=data.get("trainable", True))
-        var = data["@variables"]
-        return cls(rcut=data["rcut"], rcut_smth=data["rcut_smth"], sel=data["sel"], neuron=data["neuron"],
-                   embeddings=embeddings, davg=var["davg"], dstd=var["dstd"], unused_nets=unused,
-                   resnet_dt=data.get("resnet_dt", False), trainable=data.get("trainable", True),
-                   type_one_side=one_side, exclude_types=data.get("exclude_types", []),
-                   env_protection=data.get("env_protection", 0.0), set_davg_zero=data.get("set_davg_zero", False),
-                   activation_function=data.get("activation_function", "tanh"),
-                   precision=data.get("precision", "float64"), type_map=data.get("type_map"))
+        return cls(embeddings=embeddings, unused_nets=unused, type_one_side=one_side, **serialized_options(data))
 
     # --- interface ----------------------------------------------------------------------------------------
     def neighbor_specs(self) -> list[NeighborSpec]:

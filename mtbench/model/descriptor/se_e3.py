@@ -37,6 +37,8 @@ from mtbench.model.descriptor.common import (
     env_mat_dict,
     env_stat_sums_over,
     net_options,
+    serialized_options,
+    stat_variables,
     symmetric_pairs,
     zero_network_dict,
 )
@@ -68,10 +70,7 @@ class DescrptSeT(Descriptor):
         self.type_map = list(type_map) if type_map is not None else None
         self.embeddings = embeddings
         self.unused_nets = dict(unused_nets or {})  # the t1 > t2 nets, written back verbatim
-        self.davg = tf.Variable(np.asarray(davg, dtype=np.float64).reshape(self.ntypes, self.nnei, 4),
-                                trainable=False, name="davg")
-        self.dstd = tf.Variable(np.asarray(dstd, dtype=np.float64).reshape(self.ntypes, self.nnei, 4),
-                                trainable=False, name="dstd")
+        self.davg, self.dstd = stat_variables(davg, dstd, self.ntypes, self.nnei, 4)
         self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
 
     # --- construction -------------------------------------------------------------------------------------
@@ -141,14 +140,7 @@ class DescrptSeT(Descriptor):
         unused_idx, frozen_idx = cls._roles(ntypes, symmetric_pairs(data.get("exclude_types", [])))
         embeddings, unused = collection_from_dict(data["embeddings"], unused_idx,
                                                   trainable=data.get("trainable", True), frozen=frozen_idx)
-        var = data["@variables"]
-        return cls(rcut=data["rcut"], rcut_smth=data["rcut_smth"], sel=data["sel"], neuron=data["neuron"],
-                   embeddings=embeddings, davg=var["davg"], dstd=var["dstd"], unused_nets=unused,
-                   resnet_dt=data.get("resnet_dt", False), trainable=data.get("trainable", True),
-                   exclude_types=data.get("exclude_types", []), env_protection=data.get("env_protection", 0.0),
-                   set_davg_zero=data.get("set_davg_zero", False),
-                   activation_function=data.get("activation_function", "tanh"),
-                   precision=data.get("precision", "float64"), type_map=data.get("type_map"))
+        return cls(embeddings=embeddings, unused_nets=unused, **serialized_options(data))
 
     # --- interface ----------------------------------------------------------------------------------------
     def neighbor_specs(self) -> list[NeighborSpec]:
