@@ -9,13 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 HEXBIN_ABOVE = 5000  # points; a scatter above this hides the density
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -24,10 +26,20 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig: Any, path: str | Path, dpi: float | None = None) -> Path:
+    """Lay out, write (creating the folder) and close ``fig``; ``dpi`` None keeps the figure's own."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def parity_plot(ref: np.ndarray, pred: np.ndarray, path: str | Path, *, title: str, quantity: str,
                 unit: str = "", hexbin_above: int = HEXBIN_ABOVE) -> Path:
     """Predicted against reference with the y = x line; RMSE and MAE in the title."""
-    plt = _pyplot()
+    plt = pyplot()
     ref = np.ravel(np.asarray(ref, np.float64))
     pred = np.ravel(np.asarray(pred, np.float64))
     diff = pred - ref
@@ -51,18 +63,13 @@ def parity_plot(ref: np.ndarray, pred: np.ndarray, path: str | Path, *, title: s
     ax.set_xlabel(f"reference {quantity}{u}")
     ax.set_ylabel(f"predicted {quantity}{u}")
     ax.set_title(f"{title}\nRMSE {rmse:.3g}  MAE {mae:.3g}{u}  n={ref.size}", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def heatmap(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: str | Path, *, title: str,
             xlabel: str = "data", ylabel: str = "head", fmt: str = ".3g") -> Path:
     """A matrix with its values written in the cells (NaN cells left blank)."""
-    plt = _pyplot()
+    plt = pyplot()
     values = np.asarray(values, np.float64)
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * max(len(cols), 1), 1.4 + 0.6 * max(len(rows), 1)), dpi=120)
     masked = np.ma.masked_invalid(values)
@@ -81,9 +88,4 @@ def heatmap(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: 
                 ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
                         color="white" if v > mid else "black")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -15,30 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mtbench.plots import pyplot, save_figure
+
 if TYPE_CHECKING:
     from mtbench.compare import Job, Sweep
 
 DPI = 110
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    _plt().close(fig)
-    return path
+    return save_figure(fig, path, dpi=DPI)
 
 
 def _colors(n: int) -> list[Any]:
-    cmap = _plt().get_cmap("tab10" if n <= 10 else "viridis")
+    cmap = pyplot().get_cmap("tab10" if n <= 10 else "viridis")
     return [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
 
 
@@ -80,7 +70,7 @@ def learning_curves(sweep: Sweep, out: Path) -> Path | None:
     tasks = sweep.tasks
     if not tasks or not any(j.curves for j in sweep.jobs):
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4), squeeze=False)
     colors = _colors(len(sweep.jobs))
     for ax, task in zip(axes[0], tasks):
@@ -112,7 +102,7 @@ def error_vs_swept(sweep: Sweep, out: Path) -> Path | None:
     if not tasks or not done:
         return None
     key = numeric_key(sweep)
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
     others = [k for k in sweep.keys if k != key]
     for ax, task in zip(axes[0], tasks):
@@ -149,7 +139,7 @@ def tradeoff(sweep: Sweep, out: Path, task_a: str, task_b: str) -> Path | None:
     if sum(1 for x, y in pts if math.isfinite(x) and math.isfinite(y)) < 2:
         return None
     front = pareto_front(pts)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
     for i, (j, (x, y)) in enumerate(zip(done, pts)):
         on = i in front
@@ -172,7 +162,7 @@ def sampling(sweep: Sweep, out: Path) -> Path | None:
     tasks = sweep.tasks
     if not any(j.fractions for j in sweep.jobs):
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     markers = "osD^vP*X"
     for (task, color), marker in zip(zip(tasks, _colors(len(tasks))), markers * 4):
@@ -201,7 +191,7 @@ def grad_cosine(sweep: Sweep, out: Path) -> Path | None:
     pairs = sweep.pairs()
     if not pairs:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(pairs), figsize=(6.4 * len(pairs), 4.2), squeeze=False)
     colors = _colors(len(sweep.jobs))
     for ax, pair in zip(axes[0], pairs):
