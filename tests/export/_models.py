@@ -8,6 +8,7 @@ import numpy as np
 
 from mtbench.data.neighbor import build_neighbor_list
 from mtbench.model.multitask import MultiTaskModel
+from tests.model_cases import randomize_descriptor_stats
 
 TYPE_MAP = ["O", "H"]
 DESCRIPTORS: dict[str, dict[str, Any]] = {
@@ -37,21 +38,7 @@ def randomized(model: MultiTaskModel, seed: int = 0) -> MultiTaskModel:
     rng = np.random.default_rng(seed)
     data = model.to_dict()
 
-    def desc_stats(d: dict[str, Any]) -> None:
-        if d["type"] == "hybrid":
-            for sub in d["list"]:
-                desc_stats(sub)
-            return
-        var = d["@variables"]
-        davg = np.zeros_like(var["davg"])
-        davg[..., 0] = rng.normal(0, 0.1, davg.shape[:-1])
-        dstd = np.ones_like(var["dstd"])
-        dstd[..., 0] = rng.uniform(0.5, 1.5, dstd.shape[:-1])
-        if dstd.shape[-1] == 4:
-            dstd[..., 1:] = rng.uniform(0.5, 1.5, dstd.shape[:-1])[..., None]
-        var["davg"], var["dstd"] = davg, dstd
-
-    desc_stats(data["descriptor"])
+    randomize_descriptor_stats(data["descriptor"], rng)
     for head in data["heads"].values():
         fit = head["fitting"]
         bias = head["@variables"]["out_bias"]

@@ -13,6 +13,7 @@ from deepmd.dpmodel.model.model import get_model  # noqa: E402
 from deepmd.dpmodel.utils.nlist import extend_input_and_build_neighbor_list  # noqa: E402
 
 from mtbench.model.multitask import MultiTaskModel  # noqa: E402
+from tests.model_cases import randomize_descriptor_stats  # noqa: E402
 
 ATOMIC_KEYS = ("atom_exclude_types", "pair_exclude_types", "rcond", "preset_out_bias", "@variables")
 
@@ -43,14 +44,7 @@ def randomize_stats(data: dict[str, Any], rng: np.random.Generator) -> dict[str,
     Like real statistics (and unlike arbitrary arrays) they keep the model rotation invariant: per centre type and
     slot, a radial mean, a zero angular mean and one std shared by the three angular columns.
     """
-    var = data["descriptor"]["@variables"]
-    davg = np.zeros_like(var["davg"])
-    davg[..., 0] = rng.normal(0, 0.1, davg.shape[:-1])
-    dstd = np.ones_like(var["dstd"])
-    dstd[..., 0] = rng.uniform(0.5, 1.5, dstd.shape[:-1])
-    if dstd.shape[-1] == 4:
-        dstd[..., 1:] = rng.uniform(0.5, 1.5, dstd.shape[:-1])[..., None]
-    var["davg"], var["dstd"] = davg, dstd
+    randomize_descriptor_stats(data["descriptor"], rng)
     data["@variables"]["out_bias"] = rng.normal(0, 1, data["@variables"]["out_bias"].shape)
     return data
 

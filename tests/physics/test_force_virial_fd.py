@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.oracle.dpmodel_util import build_oracle, mtbench_nlists
+from tests.physics.fd import assert_force_virial_are_energy_derivatives
 
 
 @pytest.mark.parametrize("one_side", [True, False])
@@ -20,23 +21,4 @@ def test_force_and_virial_are_energy_derivatives(one_side: bool) -> None:
     coord = (rng.uniform(0, 1, (1, 20, 3)) @ box)
     atype = np.array([[0] * 7 + [1] * 13])
     nl = mtbench_nlists(mt, coord, atype, box)  # held fixed: no atom crosses rcut for h = 1e-5
-    out = mt.predict("t", coord, box, atype, nl)
-
-    def energy(c: np.ndarray, b: np.ndarray) -> float:
-        return float(mt.predict("t", c, b, atype, nl, do_force=False)["energy"][0])
-
-    h = 1e-5
-    for i, a in [(0, 0), (5, 1), (17, 2)]:
-        cp, cm = coord.copy(), coord.copy()
-        cp[0, i, a] += h
-        cm[0, i, a] -= h
-        fd = -(energy(cp, box) - energy(cm, box)) / (2 * h)
-        assert abs(fd - float(out["force"][0, i, a])) < 1e-7 * max(1.0, abs(fd))
-    vfd = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            e = np.zeros((3, 3))
-            e[a, b] = h
-            vfd[a, b] = -(energy(coord @ (np.eye(3) + e), box @ (np.eye(3) + e))
-                          - energy(coord @ (np.eye(3) - e), box @ (np.eye(3) - e))) / (2 * h)
-    np.testing.assert_allclose(np.asarray(out["virial"][0]), vfd.ravel(), atol=1e-7)
+    assert_force_virial_are_energy_derivatives(mt, coord, box, atype, nl, [(0, 0), (5, 1), (17, 2)])

@@ -15,6 +15,7 @@ import pytest
 
 from mtbench.data.neighbor import build_neighbor_list
 from mtbench.model.multitask import MultiTaskModel
+from tests.physics.fd import assert_force_virial_are_energy_derivatives
 
 RCUT, RCUT_SMTH = 4.0, 0.5
 COMMON = {"sel": 30, "rcut": RCUT, "rcut_smth": RCUT_SMTH, "neuron": [4, 8], "axis_neuron": 3, "tebd_dim": 4,
@@ -133,26 +134,7 @@ def test_force_and_virial_are_energy_derivatives(variant: str) -> None:
     mt = make_model(variant, "ener")
     coord, atype, box = random_frame(rng, n=20)
     nl = mtbench_nlists(mt, coord, atype, box)
-    out = mt.predict("t", coord, box, atype, nl)
-
-    def energy(c: np.ndarray, b: np.ndarray) -> float:
-        return float(mt.predict("t", c, b, atype, nl, do_force=False)["energy"][0])
-
-    h = 1e-5
-    for i, a in [(0, 0), (1, 2), (7, 1), (13, 2)]:
-        cp, cm = coord.copy(), coord.copy()
-        cp[0, i, a] += h
-        cm[0, i, a] -= h
-        fd = -(energy(cp, box) - energy(cm, box)) / (2 * h)
-        assert abs(fd - float(out["force"][0, i, a])) < 1e-7 * max(1.0, abs(fd))
-    vfd = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            e = np.zeros((3, 3))
-            e[a, b] = h
-            vfd[a, b] = -(energy(coord @ (np.eye(3) + e), box @ (np.eye(3) + e))
-                          - energy(coord @ (np.eye(3) - e), box @ (np.eye(3) - e))) / (2 * h)
-    np.testing.assert_allclose(np.asarray(out["virial"][0]), vfd.ravel(), atol=1e-7)
+    assert_force_virial_are_energy_derivatives(mt, coord, box, atype, nl, [(0, 0), (1, 2), (7, 1), (13, 2)])
 
 
 def crossing_energies(variant: str, delta: float) -> tuple[np.ndarray, np.ndarray]:
