@@ -1,3 +1,3 @@
-from mtbench.cli import main
+from mtbench.cli.hydra_app import main
 
 main()

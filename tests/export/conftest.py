@@ -16,7 +16,7 @@ DFT_REFERENCE = {0: -432.1, 1: -13.6}
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dft_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = generate_water_dataset(tmp_path_factory.mktemp("water") / "data", seed=1, **TINY_SETTINGS)
     for split in ("train", "val"):  # TIP4P energies shifted by per-element references: a "DFT" data set
         src, dst = root / "water_tip4p" / split / "sys_000", root / "water_dft" / split / "sys_000"
@@ -58,20 +58,20 @@ def base_spec(root: Path, steps: int = 2) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def two_head_run(dft_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-step run of :func:`base_spec` (run folder with checkpoint, lcurves, summary.json)."""
-    from mtbench.run import run_training
+    from mtbench.train.run import run_training
 
     run_dir = tmp_path_factory.mktemp("outputs") / "runs" / "2026-01-01" / "00-00-00"
-    run_training(base_spec(tiny_data), run_dir=run_dir, base_dir=None, tracking=None, progress=False)
+    run_training(base_spec(dft_data), run_dir=run_dir, base_dir=None, tracking=None, progress=False)
     return run_dir
 
 
 @pytest.fixture(scope="session")
-def united(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def united(two_head_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The trained run frozen as the united SavedModel."""
     from mtbench.export.freeze import freeze
 
     out = tmp_path_factory.mktemp("frozen") / "united"
-    freeze(trained_run, out, united=True, log_to_mlflow=False)
+    freeze(two_head_run, out, united=True, log_to_mlflow=False)
     return out

@@ -14,7 +14,7 @@ from mtbench.errors import SpecError
 from mtbench.export.init_from_frozen import autocomplete_spec, initial_model
 from mtbench.export.load import load_model, save_mtbench_model
 from mtbench.model.multitask import MultiTaskModel
-from mtbench.run import prepare_spec
+from mtbench.train.run import prepare_spec
 from mtbench.spec.io import load_spec, write_spec
 from mtbench.spec.normalize import normalize_spec
 from tests.export._models import randomized
@@ -24,9 +24,9 @@ NEW_ENER = {"type": "ener", "neuron": [16, 16], "precision": "float64", "seed": 
 
 
 @pytest.fixture(scope="module")
-def frozen_file(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def frozen_file(dft_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A frozen mtbench model (heads water_tip3p, water_dipole) with the normalised spec that built it."""
-    spec = normalize_spec(base_spec(tiny_data))
+    spec = normalize_spec(base_spec(dft_data))
     model = MultiTaskModel.from_config(["O", "H"], spec["model"]["descriptor"], spec["model"]["fitting_net_dict"],
                                        seed=1)
     return save_mtbench_model(tmp_path_factory.mktemp("frozen") / "model.h5", randomized(model, 1), spec=spec)
@@ -61,8 +61,8 @@ def init_spec(root: Path, frozen: Path, **fittings: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ autocomplete
 
 
-def test_autocomplete_inherits_descriptor_heads_and_their_entries(tiny_data: Path, frozen_file: Path) -> None:
-    spec = init_spec(tiny_data, frozen_file)
+def test_autocomplete_inherits_descriptor_heads_and_their_entries(dft_data: Path, frozen_file: Path) -> None:
+    spec = init_spec(dft_data, frozen_file)
     spec["training"]["init_frz_model"] = frozen_file.name  # relative to base_dir
     out = autocomplete_spec(spec, frozen_file.name, frozen_file.parent)
     frozen_spec = load_model(frozen_file).spec
@@ -82,16 +82,16 @@ def test_autocomplete_inherits_descriptor_heads_and_their_entries(tiny_data: Pat
     assert spec["model"]["descriptor"] == {}  # the caller's spec is left alone
 
 
-def test_autocompleted_spec_round_trips(tiny_data: Path, frozen_file: Path, tmp_path: Path) -> None:
-    first = prepare_spec(init_spec(tiny_data, frozen_file), None)
+def test_autocompleted_spec_round_trips(dft_data: Path, frozen_file: Path, tmp_path: Path) -> None:
+    first = prepare_spec(init_spec(dft_data, frozen_file), None)
     path = write_spec(first, tmp_path / "input.json")
     again, base = load_spec(path)
     assert again == json.loads(json.dumps(first))
     assert prepare_spec(again, base) == first  # completing an explicit spec changes nothing
 
 
-def test_free_settings_may_differ(tiny_data: Path, frozen_file: Path) -> None:
-    spec = init_spec(tiny_data, frozen_file)
+def test_free_settings_may_differ(dft_data: Path, frozen_file: Path) -> None:
+    spec = init_spec(dft_data, frozen_file)
     spec["model"]["descriptor"] = {"rcut": 3.5, "trainable": False, "seed": 99}
     spec["model"]["fitting_net_dict"]["water_tip3p"] = {"neuron": [16, 16], "trainable": False}
     out = autocomplete_spec(spec, str(frozen_file), None)
@@ -136,9 +136,9 @@ ERRORS = [
 
 
 @pytest.mark.parametrize(("name", "edit", "key", "words"), ERRORS, ids=[e[0] for e in ERRORS])
-def test_autocomplete_errors(tiny_data: Path, frozen_file: Path, name: str, edit, key: str,
+def test_autocomplete_errors(dft_data: Path, frozen_file: Path, name: str, edit, key: str,
                              words: list[str]) -> None:
-    spec = init_spec(tiny_data, frozen_file)
+    spec = init_spec(dft_data, frozen_file)
     edit(spec)
     with pytest.raises(SpecError) as err:
         autocomplete_spec(spec, spec["training"]["init_frz_model"], None)
@@ -147,8 +147,8 @@ def test_autocomplete_errors(tiny_data: Path, frozen_file: Path, name: str, edit
     assert "\n" not in str(err.value)
 
 
-def test_explicit_spec_that_conflicts_fails_in_initial_model_too(tiny_data: Path, frozen_file: Path) -> None:
-    spec = prepare_spec(init_spec(tiny_data, frozen_file), None)
+def test_explicit_spec_that_conflicts_fails_in_initial_model_too(dft_data: Path, frozen_file: Path) -> None:
+    spec = prepare_spec(init_spec(dft_data, frozen_file), None)
     spec["model"]["descriptor"]["rcut"] = 4.0
     with pytest.raises(SpecError, match="model.descriptor.rcut: 4.0 conflicts with 3.5"):
         initial_model(spec, str(frozen_file))
@@ -161,9 +161,9 @@ def _values(module) -> list[np.ndarray]:
     return [v.numpy() for v in module.variables]
 
 
-def test_initial_model_inherits_exact_weights_and_statistics(tiny_data: Path, frozen_file: Path) -> None:
+def test_initial_model_inherits_exact_weights_and_statistics(dft_data: Path, frozen_file: Path) -> None:
     frozen = load_model(frozen_file).model
-    model, new = initial_model(prepare_spec(init_spec(tiny_data, frozen_file), None), str(frozen_file))
+    model, new = initial_model(prepare_spec(init_spec(dft_data, frozen_file), None), str(frozen_file))
     assert new == {"water_dft"} and list(model.heads) == ["water_tip3p", "water_dipole", "water_dft"]
     for a, b in zip(_values(model.descriptor), _values(frozen.descriptor), strict=True):
         np.testing.assert_array_equal(a, b)  # weights and davg/dstd
@@ -173,18 +173,18 @@ def test_initial_model_inherits_exact_weights_and_statistics(tiny_data: Path, fr
     assert not np.any(model.heads["water_dft"].out_bias.numpy())  # fitted by the trainer, from its own data
 
 
-def test_new_head_shares_layers_with_an_inherited_head(tiny_data: Path, tmp_path: Path) -> None:
+def test_new_head_shares_layers_with_an_inherited_head(dft_data: Path, tmp_path: Path) -> None:
     shared = {"type": "ener", "neuron": [8, 8, 8], "layer_name": ["l0", None, "l2", None], "precision": "float64"}
-    spec = base_spec(tiny_data)
+    spec = base_spec(dft_data)
     spec["model"]["fitting_net_dict"] = {"water_tip3p": dict(shared, seed=1)}
     spec["loss_dict"] = {"water_tip3p": dict(ENER_LOSS)}
-    spec["training"]["data_dict"] = {"water_tip3p": data_entry(tiny_data, "water_tip3p")}
+    spec["training"]["data_dict"] = {"water_tip3p": data_entry(dft_data, "water_tip3p")}
     spec["training"].pop("fitting_weight")
     spec = normalize_spec(spec)
     model = MultiTaskModel.from_config(["O", "H"], spec["model"]["descriptor"], spec["model"]["fitting_net_dict"],
                                        seed=1)
     frozen_path = save_mtbench_model(tmp_path / "shared.h5", randomized(model, 2), spec=spec)
-    init = init_spec(tiny_data, frozen_path, water_tip3p={}, water_dft=dict(shared, seed=9))
+    init = init_spec(dft_data, frozen_path, water_tip3p={}, water_dft=dict(shared, seed=9))
     start, new = initial_model(prepare_spec(init, None), str(frozen_path))
     assert new == {"water_dft"}
     old, fresh = start.heads["water_tip3p"].fitting, start.heads["water_dft"].fitting
@@ -199,10 +199,10 @@ def test_new_head_shares_layers_with_an_inherited_head(tiny_data: Path, tmp_path
 # --------------------------------------------------------------------------------------------- DeePMD
 
 
-def test_deepmd_head_goes_to_the_empty_entry(tiny_data: Path, deepmd_file: Path) -> None:
-    spec = init_spec(tiny_data, deepmd_file, water_dft={}, water_dipole=dict(DIPOLE))
+def test_deepmd_head_goes_to_the_empty_entry(dft_data: Path, deepmd_file: Path) -> None:
+    spec = init_spec(dft_data, deepmd_file, water_dft={}, water_dipole=dict(DIPOLE))
     spec["loss_dict"]["water_dipole"] = dict(TENSOR_LOSS)
-    spec["training"]["data_dict"]["water_dipole"] = data_entry(tiny_data, "water_dipole")
+    spec["training"]["data_dict"]["water_dipole"] = data_entry(dft_data, "water_dipole")
     out = prepare_spec(spec, None)
     assert out["model"]["descriptor"]["sel"] == DESCRIPTOR["sel"]
     assert out["model"]["fitting_net_dict"]["water_dft"]["neuron"] == [16, 16]
@@ -225,9 +225,9 @@ DEEPMD_ERRORS = [
 
 @pytest.mark.parametrize(("name", "fittings", "drop", "key", "words"), DEEPMD_ERRORS,
                          ids=[e[0] for e in DEEPMD_ERRORS])
-def test_deepmd_errors(tiny_data: Path, deepmd_file: Path, name: str, fittings: dict, drop: str | None, key: str,
+def test_deepmd_errors(dft_data: Path, deepmd_file: Path, name: str, fittings: dict, drop: str | None, key: str,
                        words: list[str]) -> None:
-    spec = init_spec(tiny_data, deepmd_file, **copy.deepcopy(fittings))
+    spec = init_spec(dft_data, deepmd_file, **copy.deepcopy(fittings))
     if drop == "data":
         spec["training"]["data_dict"] = {}
     if drop == "loss":
@@ -262,13 +262,13 @@ def test_hydra_route(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_train_from_a_deepmd_model_with_a_new_dipole_head(tiny_data: Path, deepmd_file: Path, tmp_path: Path) -> None:
+def test_train_from_a_deepmd_model_with_a_new_dipole_head(dft_data: Path, deepmd_file: Path, tmp_path: Path) -> None:
     """The input.json route (``python -m mtbench.train input.json --init-frz-model water.dp``), 2 steps."""
-    from mtbench.train.__main__ import main
+    from mtbench.cli.train import main
 
-    spec = init_spec(tiny_data, deepmd_file, water_dft={}, water_dipole=dict(DIPOLE))
+    spec = init_spec(dft_data, deepmd_file, water_dft={}, water_dipole=dict(DIPOLE))
     spec["loss_dict"]["water_dipole"] = dict(TENSOR_LOSS)
-    spec["training"]["data_dict"]["water_dipole"] = data_entry(tiny_data, "water_dipole")
+    spec["training"]["data_dict"]["water_dipole"] = data_entry(dft_data, "water_dipole")
     del spec["training"]["init_frz_model"]
     write_spec(spec, tmp_path / "input.json")
     run_dir = tmp_path / "run"
@@ -285,7 +285,7 @@ def test_train_from_a_deepmd_model_with_a_new_dipole_head(tiny_data: Path, deepm
 
     header, step0 = (run_dir / "lcurve.water_dft.out").read_text().splitlines()[:2]
     logged = dict(zip(header.lstrip("#").split(), step0.split()))
-    val = tiny_data / "water_dft" / "val" / "sys_000"
+    val = dft_data / "water_dft" / "val" / "sys_000"
     coord, box = np.load(val / "set.000" / "coord.npy"), np.load(val / "set.000" / "box.npy")
     atype = np.loadtxt(val / "type.raw", dtype=int)
     energy, *_ = DeepPot(str(deepmd_file)).eval(coord, box, atype)
@@ -304,9 +304,9 @@ def _step0_rmse_e(spec: dict, base: Path, task: str, zero_bias: bool = False) ->
 
 
 @pytest.mark.slow
-def test_new_head_gets_a_fitted_energy_bias(tiny_data: Path, united: Path, tmp_path: Path, capsys) -> None:
+def test_new_head_gets_a_fitted_energy_bias(dft_data: Path, united: Path, tmp_path: Path, capsys) -> None:
     """The new head's first validation energy error: like a fresh model's, far below the unfitted one."""
-    init = prepare_spec(init_spec(tiny_data, united), None)
+    init = prepare_spec(init_spec(dft_data, united), None)
     frozen = load_model(united).model
     start, _ = initial_model(init, str(united))
     for a, b in zip(_values(start.heads["water_tip3p"]), _values(frozen.heads["water_tip3p"]), strict=True):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mtbench.compare import Curve, load_sweep_dir, main, markdown, read_lcurve, table, write_report
-from mtbench.plots_compare import numeric_key, pareto_front
+from mtbench.sweeps.compare import Curve, load_sweep_dir, main, markdown, read_lcurve, table, write_report
+from mtbench.sweeps.plots import numeric_key, pareto_front
 from tests.sweeps._fake import KEY, WEIGHTS, dipole_err, ener_err, make_sweep_dir
 
 

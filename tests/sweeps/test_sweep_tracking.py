@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mtbench.tracking.hydra_callback import (
+from mtbench.sweeps.callback import (
     ENV_PARENT,
     ENV_SWEEP_KEYS,
     ENV_TRACKING_URI,
@@ -58,7 +58,7 @@ def preset_job_specs(preset: str) -> list[tuple[list[str], dict]]:
     from hydra.types import RunMode
     from omegaconf import open_dict
 
-    from mtbench.run import prepare_spec
+    from mtbench.train.run import prepare_spec
     from mtbench.spec.compose import cfg_to_spec, conf_dir
 
     out = []
@@ -135,7 +135,7 @@ def fake_sweep_runs(store, root: Path) -> tuple[str, Path]:
     """A parent and the children a 3-job sweep leaves in MLflow (job 2 failed)."""
     import time
 
-    from mtbench.tracking.hydra_callback import JOB_TAG, KEYS_TAG, RUN_TYPE_TAG, SWEEP_DIR_TAG
+    from mtbench.sweeps.callback import JOB_TAG, KEYS_TAG, RUN_TYPE_TAG, SWEEP_DIR_TAG
     from mtbench.tracking.mlflow_tracker import start_parent_run
 
     sweep_dir = make_sweep_dir(root)
@@ -165,7 +165,7 @@ def fake_sweep_runs(store, root: Path) -> tuple[str, Path]:
 
 
 def test_finalize_summarizes_parent_and_logs_report(store, tmp_path: Path) -> None:
-    from mtbench.compare import finalize_sweep
+    from mtbench.sweeps.compare import finalize_sweep
 
     parent, sweep_dir = fake_sweep_runs(store, tmp_path / "sweep")
     status = finalize_sweep(parent, tracking_uri=store.uri, output_dir=store.output_dir,
@@ -188,7 +188,7 @@ def test_finalize_summarizes_parent_and_logs_report(store, tmp_path: Path) -> No
 
 
 def test_report_from_mlflow_alone(store, tmp_path: Path) -> None:
-    from mtbench.compare import load_target, table
+    from mtbench.sweeps.compare import load_target, table
 
     parent, _ = fake_sweep_runs(store, tmp_path / "sweep")
     for target in (parent, "sweeps-test"):  # a parent run id, or the experiment's latest sweep
@@ -240,7 +240,7 @@ def test_compare_files_add_mlflow_diagnostics(store, tmp_path: Path) -> None:
     """A sweep dir whose jobs were tracked: the report gains the gradient curves from MLflow."""
     import json
 
-    from mtbench.compare import load_sweep_dir
+    from mtbench.sweeps.compare import load_sweep_dir
 
     parent, sweep_dir = fake_sweep_runs(store, tmp_path / "sweep")
     runs = {r.data.tags["sweep.job"]: r.info.run_id for r in store.client.search_runs(
@@ -270,7 +270,7 @@ def test_failures_that_cannot_travel_back_are_made_picklable() -> None:
     from hydra.core.utils import JobReturn, JobStatus
 
     from mtbench.errors import SpecError
-    from mtbench.tracking.hydra_callback import keep_failure_picklable
+    from mtbench.sweeps.callback import keep_failure_picklable
 
     def failed(exc: Exception) -> JobReturn:
         ret = JobReturn(status=JobStatus.FAILED)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtbench.run import prepare_spec
+from mtbench.train.run import prepare_spec
 from mtbench.train.diagnostics import GradientWindow, gradient_diagnostics
 from mtbench.train.trainer import Trainer
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mtbench.run import prepare_spec
+from mtbench.train.run import prepare_spec
 from mtbench.spec.compose import conf_dir
 from mtbench.spec.validate import descriptor_has_rot_mat
 from mtbench.train.trainer import Trainer

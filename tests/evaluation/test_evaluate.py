@@ -1,4 +1,4 @@
-"""mtbench.evaluate: metrics, atom order, DeePMD's weighting, dp test detail files, cross-head matrix."""
+"""mtbench.evaluation.metrics: metrics, atom order, DeePMD's weighting, dp test detail files, cross-head matrix."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from mtbench.data.neighbor import build_neighbor_list
 from mtbench.errors import SpecError
-from mtbench.evaluate import (
+from mtbench.evaluation.metrics import (
     cross_head,
     evaluate,
     head_sel_type,
@@ -47,12 +47,12 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
-def test_energy_head_metrics_and_file_order(trained_model, tiny_data: Path) -> None:
-    model = trained_model.model
+def test_energy_head_metrics_and_file_order(four_head_model, tiny_data: Path) -> None:
+    model = four_head_model.model
     path = tiny_data / "water_tip3p" / "val" / "sys_000"
     raw = raw_system(path)
     assert not np.all(np.diff(raw["type"]) >= 0), "the test needs a system whose atoms are not sorted by type"
-    res = evaluate(trained_model, "water_ener", [str(path)])
+    res = evaluate(four_head_model, "water_ener", [str(path)])
     (s,) = res.systems
     nf, n = raw["coord"].shape[0], raw["type"].size
     direct = predict_file_order(model, "water_ener", raw)
@@ -75,8 +75,8 @@ def test_energy_head_metrics_and_file_order(trained_model, tiny_data: Path) -> N
     assert res.weights["rmse_f"] == nf * n * 3 and res.weights["rmse_e"] == nf
 
 
-def test_tensor_heads_atomic_and_global(trained_model, tiny_data: Path) -> None:
-    model = trained_model.model
+def test_tensor_heads_atomic_and_global(four_head_model, tiny_data: Path) -> None:
+    model = four_head_model.model
     assert head_sel_type(model, "water_dipole") == [0]
     atomic_sys = tiny_data / "water_dipole" / "val" / "atomic_system"
     global_sys = tiny_data / "water_dipole" / "val" / "global_system"
@@ -101,9 +101,9 @@ def test_tensor_heads_atomic_and_global(trained_model, tiny_data: Path) -> None:
     assert res.metrics["rmse"] == pytest.approx(float(np.sqrt(np.mean(both**2))), rel=1e-12)
 
 
-def test_weighting_across_systems_equals_one_big_set(trained_model, tiny_data: Path) -> None:
+def test_weighting_across_systems_equals_one_big_set(four_head_model, tiny_data: Path) -> None:
     paths = [tiny_data / "water_tip3p" / "val" / "sys_000", tiny_data / "water_tip4p" / "val" / "sys_000"]
-    res = evaluate(trained_model, "water_ener", paths)
+    res = evaluate(four_head_model, "water_ener", paths)
     df = np.concatenate([(s.pred["force"] - s.ref["force"]).ravel() for s in res.systems])
     de = np.concatenate([(s.pred["energy"] - s.ref["energy"]) / s.natoms for s in res.systems])
     assert res.metrics["rmse_f"] == pytest.approx(float(np.sqrt(np.mean(df**2))), rel=1e-12)
@@ -114,13 +114,13 @@ def test_weighting_across_systems_equals_one_big_set(trained_model, tiny_data: P
     assert merged["mae_x"] == (pytest.approx(2.5), 4.0)
 
 
-def test_nframes_and_shuffle(trained_model, tiny_data: Path) -> None:
+def test_nframes_and_shuffle(four_head_model, tiny_data: Path) -> None:
     path = tiny_data / "water_tip3p" / "val" / "sys_000"
-    full = evaluate(trained_model, "water_ener", path)
-    one = evaluate(trained_model, "water_ener", path, nframes=1)
+    full = evaluate(four_head_model, "water_ener", path)
+    one = evaluate(four_head_model, "water_ener", path, nframes=1)
     assert one.systems[0].nframes == 1 and full.systems[0].nframes == 2
     np.testing.assert_allclose(one.systems[0].pred["energy"], full.systems[0].pred["energy"][:1], rtol=1e-12)
-    shuffled = evaluate(trained_model, "water_ener", path, shuffle_seed=3)
+    shuffled = evaluate(four_head_model, "water_ener", path, shuffle_seed=3)
     assert sorted(shuffled.systems[0].ref["energy"]) == sorted(full.systems[0].ref["energy"])
 
 
@@ -134,9 +134,9 @@ def test_system_paths_expand_folders_and_builtin_names(tiny_data: Path, monkeypa
     assert system_paths(given) == [given]  # spelled as given, as dp test prints it
 
 
-def test_unknown_head_is_a_spec_error(trained_model, tiny_data: Path) -> None:
+def test_unknown_head_is_a_spec_error(four_head_model, tiny_data: Path) -> None:
     with pytest.raises(SpecError, match="no head 'nope'.*water_ener"):
-        evaluate(trained_model, "nope", tiny_data / "water_tip3p" / "val")
+        evaluate(four_head_model, "nope", tiny_data / "water_tip3p" / "val")
 
 
 def _read_detail(path: Path) -> tuple[list[str], np.ndarray]:
@@ -144,9 +144,9 @@ def _read_detail(path: Path) -> tuple[list[str], np.ndarray]:
     return [ln for ln in lines if ln.startswith("#")], np.loadtxt(path, ndmin=2)
 
 
-def test_detail_files_energy_layout(trained_model, tiny_data: Path, tmp_path: Path) -> None:
+def test_detail_files_energy_layout(four_head_model, tiny_data: Path, tmp_path: Path) -> None:
     paths = [str(tiny_data / "water_tip3p" / "val" / "sys_000"), str(tiny_data / "water_tip4p" / "val" / "sys_000")]
-    res = evaluate(trained_model, "water_ener", paths)
+    res = evaluate(four_head_model, "water_ener", paths)
     files = write_detail_files(res, tmp_path / "out" / "detail.txt")  # with_suffix, as dp test
     names = sorted(p.name for p in files)
     assert names == ["detail.e.out", "detail.e_peratom.out", "detail.f.out", "detail.s.out", "detail.v.out",
@@ -167,9 +167,9 @@ def test_detail_files_energy_layout(trained_model, tiny_data: Path, tmp_path: Pa
     assert headers[0].startswith(f"# {paths[0]} (eV/Å³): data_sxx")
 
 
-def test_detail_files_tensor_layout(trained_model, tiny_data: Path, tmp_path: Path) -> None:
+def test_detail_files_tensor_layout(four_head_model, tiny_data: Path, tmp_path: Path) -> None:
     root = tiny_data / "water_polar" / "val"
-    res = evaluate(trained_model, "water_polar", [str(root / "atomic_system"), str(root / "global_system")])
+    res = evaluate(four_head_model, "water_polar", [str(root / "atomic_system"), str(root / "global_system")])
     files = write_detail_files(res, tmp_path / "pol")
     assert [p.name for p in files] == ["pol.out", "pol.out.1"]  # one file per system, as dp test
     headers, g = _read_detail(tmp_path / "pol.out.1")
@@ -185,16 +185,16 @@ def test_detail_files_tensor_layout(trained_model, tiny_data: Path, tmp_path: Pa
     np.testing.assert_array_equal(a[:, 9 * nsel:], res.systems[0].pred["atomic_polarizability"].reshape(2, -1))
 
 
-def test_cross_head_matrix(trained_model, tiny_data: Path, tmp_path: Path) -> None:
+def test_cross_head_matrix(four_head_model, tiny_data: Path, tmp_path: Path) -> None:
     data = {"water_ener": [tiny_data / "water_tip3p" / "val"], "water_tip4p": [tiny_data / "water_tip4p" / "val"],
             "water_dipole": [tiny_data / "water_dipole" / "val"]}
-    cross = cross_head(trained_model, data)
+    cross = cross_head(four_head_model, data)
     rows, cols, mat = cross.matrix("rmse_f")
     assert rows == ["water_ener", "water_tip4p"] and cols == ["water_ener", "water_tip4p"]
     assert np.isfinite(mat).all()
-    own = evaluate(trained_model, "water_tip4p", data["water_tip4p"])
+    own = evaluate(four_head_model, "water_tip4p", data["water_tip4p"])
     assert mat[1, 1] == pytest.approx(own.metrics["rmse_f"], rel=1e-12)
-    other = evaluate(trained_model, "water_ener", data["water_tip4p"])
+    other = evaluate(four_head_model, "water_ener", data["water_tip4p"])
     assert mat[0, 1] == pytest.approx(other.metrics["rmse_f"], rel=1e-12)
     # removing the mean offset can only lower the energy error
     assert cross.values["rmse_ea_centered"]["water_ener"]["water_tip4p"] <= \

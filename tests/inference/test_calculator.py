@@ -14,7 +14,7 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.md.verlet import VelocityVerlet
 
-from mtbench.calculator import CalculatorInputError, MTBenchCalculator
+from mtbench.inference.calculator import CalculatorInputError, MTBenchCalculator
 from mtbench.data.requirements import ENERGY, FORCE
 from mtbench.data.system import DeepmdSystem
 from mtbench.data.water_models import FlexibleWater
@@ -30,16 +30,16 @@ def water_atoms(root: Path, frame: int = 0) -> Atoms:
 
 
 @pytest.fixture(scope="module")
-def calc(trained_model) -> MTBenchCalculator:
-    return MTBenchCalculator(trained_model, head="water_ener")
+def calc(four_head_model) -> MTBenchCalculator:
+    return MTBenchCalculator(four_head_model, head="water_ener")
 
 
-def test_matches_model_predict(calc: MTBenchCalculator, trained_model, tiny_data: Path) -> None:
+def test_matches_model_predict(calc: MTBenchCalculator, four_head_model, tiny_data: Path) -> None:
     system = DeepmdSystem(tiny_data / "water_tip3p" / "val" / "sys_000", ["O", "H"], [ENERGY, FORCE])
     batch = system.frames([1])
     nlists = {spec: (system.neighbor_data(spec).idx[[1]], system.neighbor_data(spec).shift[[1]])
-              for spec in trained_model.model.neighbor_specs()}
-    out = trained_model.model.predict("water_ener", batch["coord"], batch["box"], batch["atype"], nlists)
+              for spec in four_head_model.model.neighbor_specs()}
+    out = four_head_model.model.predict("water_ener", batch["coord"], batch["box"], batch["atype"], nlists)
     atoms = water_atoms(tiny_data, frame=1)
     atoms.calc = calc
     assert atoms.get_potential_energy() == pytest.approx(float(out["energy"][0]), rel=1e-12)
@@ -97,7 +97,7 @@ def test_non_periodic_molecule(calc: MTBenchCalculator, tiny_data: Path) -> None
     assert apart.get_potential_energy() == pytest.approx(sum(parts), rel=1e-12)
 
 
-def test_clear_errors(trained_model, calc: MTBenchCalculator, tiny_data: Path) -> None:
+def test_clear_errors(four_head_model, calc: MTBenchCalculator, tiny_data: Path) -> None:
     atoms = water_atoms(tiny_data)
     atoms[0].symbol = "C"
     atoms.calc = calc
@@ -109,9 +109,9 @@ def test_clear_errors(trained_model, calc: MTBenchCalculator, tiny_data: Path) -
     with pytest.raises(MtbenchError, match="mixed periodicity"):
         slab.get_potential_energy()
     with pytest.raises(CalculatorInputError, match="name the energy head to use .*water_ener, water_tip4p"):
-        MTBenchCalculator(trained_model)
+        MTBenchCalculator(four_head_model)
     with pytest.raises(CalculatorInputError, match="'water_dipole' is a dipole head"):
-        MTBenchCalculator(trained_model, head="water_dipole")
+        MTBenchCalculator(four_head_model, head="water_dipole")
 
 
 def nve(atoms: Atoms, calculator, steps: int, dt_fs: float, keep_every: int = 20) -> dict[str, Any]:

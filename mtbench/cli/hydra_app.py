@@ -21,7 +21,8 @@ def _task_function(cfg: Any) -> float:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from mtbench.run import configure_logging, configure_runtime, print_summary, run_training
+    from mtbench.runtime import configure_logging, configure_runtime
+    from mtbench.train.run import print_summary, run_training
     from mtbench.spec.compose import cfg_to_spec
 
     configure_runtime()

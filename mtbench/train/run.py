@@ -1,4 +1,4 @@
-"""One training run from a spec: validate, write ``input.json``, track, train, report.
+"""One tracked training run from a spec: validate, write ``input.json``, track, train, report.
 
 Both entry points (``python -m mtbench`` through Hydra and ``python -m mtbench.train input.json``) end here, so a
 Hydra-composed run and a plain DeePMD-style input.json run are tracked and reported the same way.
@@ -15,36 +15,6 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("mtbench")
-
-
-def configure_runtime(threads: int | None = None) -> None:
-    """Import TensorFlow quietly and set its thread pools.
-
-    Intra-op threads: ``threads``, else env ``MTBENCH_THREADS``, else the cores this process may use; inter-op
-    threads: env ``MTBENCH_INTER_THREADS``, else 2 (measured on 2 cores: 2 intra + 2 inter trains ~25% faster than
-    TensorFlow's defaults or 1 inter-op thread, since small independent ops then run side by side).
-    """
-    from mtbench.quiet import import_tensorflow_quietly
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n = threads or int(os.environ.get("MTBENCH_THREADS", "0") or 0) or cores
-    os.environ.setdefault("MTBENCH_INTER_THREADS", str(min(2, n)))
-    import_tensorflow_quietly(n)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """mtbench messages as ``mtbench: warning: ...`` lines; other libraries stay quiet."""
-    logger = logging.getLogger("mtbench")
-    if not any(getattr(h, "_mtbench", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("mtbench: %(levelname)s: %(message)s"))
-        handler._mtbench = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-    # "Creating initial MLflow database tables..." and the like (mlflow sets its level from this when imported)
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def prepare_spec(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:

@@ -10,22 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtbench.evaluate import evaluate
-from mtbench.test import main
+from mtbench.evaluation.metrics import evaluate
+from mtbench.cli.test import main
 
 
-def test_run_dir_defaults_to_validation_data(trained_run: Path, tmp_path: Path, capsys) -> None:
+def test_run_dir_defaults_to_validation_data(four_head_run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "report"
-    report = main(["-m", str(trained_run), "--json", str(out / "test.json"), "--cross-head",
+    report = main(["-m", str(four_head_run), "--json", str(out / "test.json"), "--cross-head",
                    "-d", str(out / "detail")])
     printed = capsys.readouterr().out
     assert "water_ener (ener): 1 system, 2 frames" in printed and "Force" in printed
     assert "cross-head, ener heads (rows) on ener data (columns)" in printed
     data = json.loads((out / "test.json").read_text())
     assert set(data["heads"]) == {"water_ener", "water_tip4p", "water_dipole", "water_polar"}
-    spec = json.loads((trained_run / "input.json").read_text())
+    spec = json.loads((four_head_run / "input.json").read_text())
     tip4p_val = spec["training"]["data_dict"]["water_tip4p"]["validation_data"]["systems"]
-    expected = evaluate(trained_run, "water_tip4p", tip4p_val)
+    expected = evaluate(four_head_run, "water_tip4p", tip4p_val)
     assert data["heads"]["water_tip4p"]["metrics"]["rmse_f"] == pytest.approx(expected.metrics["rmse_f"], rel=1e-12)
     assert report["heads"]["water_tip4p"]["metrics"]["rmse_f"] == data["heads"]["water_tip4p"]["metrics"]["rmse_f"]
     # parity plots next to the JSON, one per head and quantity
@@ -44,9 +44,9 @@ def test_run_dir_defaults_to_validation_data(trained_run: Path, tmp_path: Path, 
     assert "Energy/atom" in (out / "test_table.txt").read_text()
 
 
-def test_systems_head_and_nframes(trained_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+def test_systems_head_and_nframes(four_head_run: Path, tiny_data: Path, tmp_path: Path) -> None:
     systems = [str(tiny_data / "water_tip3p" / "val"), str(tiny_data / "water_tip4p" / "val")]
-    report = main(["-m", str(trained_run / "checkpoints"), "-s", *systems, "--head", "water_tip4p", "-n", "1",
+    report = main(["-m", str(four_head_run / "checkpoints"), "-s", *systems, "--head", "water_tip4p", "-n", "1",
                    "-d", str(tmp_path / "det"), "--no-plots"])
     assert list(report["heads"]) == ["water_tip4p"]
     head = report["heads"]["water_tip4p"]
@@ -56,10 +56,10 @@ def test_systems_head_and_nframes(trained_run: Path, tiny_data: Path, tmp_path: 
     assert e.shape == (2, 2)
 
 
-def test_datafile_and_heads_without_labels(trained_run: Path, tiny_data: Path, tmp_path: Path, capsys) -> None:
+def test_datafile_and_heads_without_labels(four_head_run: Path, tiny_data: Path, tmp_path: Path, capsys) -> None:
     listing = tmp_path / "systems.txt"
     listing.write_text(f"{tiny_data / 'water_tip3p' / 'val' / 'sys_000'}\n")
-    report = main(["-m", str(trained_run), "-f", str(listing)])
+    report = main(["-m", str(four_head_run), "-f", str(listing)])
     assert set(report["heads"]) == {"water_ener", "water_tip4p"}
     assert set(report["skipped"]) == {"water_dipole", "water_polar"}
     assert "water_dipole (dipole): not tested" in capsys.readouterr().out
@@ -74,24 +74,24 @@ def _error(argv: list[str], capsys) -> str:
     return err
 
 
-def test_user_errors(trained_run: Path, tiny_data: Path, tmp_path: Path, capsys) -> None:
-    err = _error(["-m", str(trained_run), "--head", "nope"], capsys)
+def test_user_errors(four_head_run: Path, tiny_data: Path, tmp_path: Path, capsys) -> None:
+    err = _error(["-m", str(four_head_run), "--head", "nope"], capsys)
     assert err.startswith("mtbench.test: error: head: model has no head 'nope'; heads: water_ener")
     err = _error(["-m", str(tmp_path / "missing.dp"), "-s", str(tiny_data)], capsys)
     assert "missing.dp: model not found" in err
     # a model file saved without its spec needs -s
     from mtbench.export.load import load_model, save_mtbench_model
 
-    save_mtbench_model(tmp_path / "frozen.h5", load_model(trained_run).model)
+    save_mtbench_model(tmp_path / "frozen.h5", load_model(four_head_run).model)
     err = _error(["-m", str(tmp_path / "frozen.h5")], capsys)
     assert "carries no training spec: name the test data with -s" in err
-    err = _error(["-m", str(trained_run), "--mlflow-run"], capsys)  # the run was not tracked
+    err = _error(["-m", str(four_head_run), "--mlflow-run"], capsys)  # the run was not tracked
     assert "--mlflow-run: no MLflow run id in the summary.json" in err
-    err = _error(["-m", str(trained_run), "-s", str(tmp_path / "nowhere")], capsys)
+    err = _error(["-m", str(four_head_run), "-s", str(tmp_path / "nowhere")], capsys)
     assert "nowhere: does not exist" in err
 
 
-def test_mlflow_logging(trained_run: Path, tmp_path: Path, monkeypatch) -> None:
+def test_mlflow_logging(four_head_run: Path, tmp_path: Path, monkeypatch) -> None:
     from mtbench.tracking.store import Store
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -99,7 +99,7 @@ def test_mlflow_logging(trained_run: Path, tmp_path: Path, monkeypatch) -> None:
     store = Store(uri, tmp_path)
     store.connect()
     run_id = store.create_run(store.experiment_id("evaluation"), "trained", {})
-    main(["-m", str(trained_run), "--head", "water_ener", "--mlflow-run", run_id, "--tracking-uri", uri,
+    main(["-m", str(four_head_run), "--head", "water_ener", "--mlflow-run", run_id, "--tracking-uri", uri,
           "--output-dir", str(tmp_path)])
     client = store.client
     metrics = client.get_run(run_id).data.metrics

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtbench.plots import heatmap, parity_plot
+from mtbench.evaluation.plots import heatmap, parity_plot
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

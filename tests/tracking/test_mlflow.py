@@ -29,7 +29,7 @@ from mtbench.tracking import (
 )
 from mtbench.tracking.backlog import BACKLOG_NAME, REPLAYED_NAME, read_backlog
 from mtbench.tracking.params import TRUNCATION_MARKER
-from mtbench.tracking.replay import main as replay_main
+from mtbench.cli.replay import main as replay_main
 from mtbench.tracking.store import Store, StoreError, StoreRejected
 
 REPO = Path(__file__).resolve().parents[2]

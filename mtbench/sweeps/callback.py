@@ -250,7 +250,7 @@ class SweepTracking(Callback):
         except Exception:  # noqa: BLE001
             pass
         try:
-            from mtbench.compare import finalize_sweep
+            from mtbench.sweeps.compare import finalize_sweep
 
             finalize_sweep(self.parent_run_id, tracking_uri=self._uri or "",
                            output_dir=self._output_dir or Path("outputs"), sweep_dir=self._sweep_dir,

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtbench.plots import pyplot, save_figure
+from mtbench.plotting import pyplot, save_figure
 
 if TYPE_CHECKING:
-    from mtbench.compare import Job, Sweep
+    from mtbench.sweeps.compare import Job, Sweep
 
 DPI = 110
 
@@ -33,7 +33,7 @@ def _colors(n: int) -> list[Any]:
 
 
 def _title(job: Job, sweep: Sweep) -> str:
-    from mtbench.compare import job_title
+    from mtbench.sweeps.compare import job_title
 
     return job_title(job, sweep.keys)
 
@@ -95,7 +95,7 @@ def learning_curves(sweep: Sweep, out: Path) -> Path | None:
 
 def error_vs_swept(sweep: Sweep, out: Path) -> Path | None:
     """Final error per task against the swept value; lines join jobs that differ only in it."""
-    from mtbench.compare import short_key
+    from mtbench.sweeps.compare import short_key
 
     tasks = sweep.tasks
     done = [j for j in sweep.jobs if j.ok]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mtbench.errors import DataError
-from mtbench.neighbor_stat import main, neighbor_stat, wrap_up_4
+from mtbench.evaluation.neighbor_stat import main, neighbor_stat, wrap_up_4
 
 
 def test_wrap_up_4_is_deepmds_rounding() -> None:

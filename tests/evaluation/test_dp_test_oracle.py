@@ -66,7 +66,7 @@ def compare(dp_file: Path, mt_file: Path) -> None:
 
 
 def test_detail_files_equal_dp_test(tiny_data: Path, tmp_path: Path) -> None:
-    from mtbench.test import main
+    from mtbench.cli.test import main
 
     models = build_dp_models(tmp_path)
     ener_systems = [str(tiny_data / "water_tip3p" / "val" / "sys_000"),

@@ -13,27 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from mtbench.plotting import pyplot, save_figure
+
 HEXBIN_ABOVE = 5000  # points; a scatter above this hides the density
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend (files only, no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: str | Path, dpi: float | None = None) -> Path:
-    """Lay out, write (creating the folder) and close ``fig``; ``dpi`` None keeps the figure's own."""
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
-    return path
 
 
 def parity_plot(ref: np.ndarray, pred: np.ndarray, path: str | Path, *, title: str, quantity: str,

@@ -1,0 +1,180 @@
+"""``python -m mtbench.neighbor_stat``: neighbour statistics of data, like DeePMD-kit's ``dp neighbor-stat``.
+
+    python -m mtbench.neighbor_stat -s data/ -r 6.0 -t O H
+    python -m mtbench.neighbor_stat -s builtin:water_tip3p/train -r 4.5 --mixed     # se_atten: one total
+
+For every atom of every frame it counts the neighbours of each type within ``rcut`` (periodic images included) and
+reports the largest counts, the smallest distance between two atoms (the nearest neighbour within ``rcut``), and
+the ``sel`` DeePMD's ``sel: "auto"`` would choose: each count times 1.1 (``--ratio``), rounded up to a multiple of 4.
+Counts come from the same neighbour lists training uses (:func:`mtbench.data.neighbor.compute_neighbor_data`), so a
+``sel`` below the reported maximum means that some neighbours are dropped during training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtbench.errors import DataError
+
+
+@dataclass
+class SystemStat:
+    path: str
+    nframes: int
+    natoms: int
+    max_counts: list[int]  # per type (one entry, the total, with mixed types)
+    min_distance: float  # inf when no atom has a neighbour within rcut
+    isolated_atoms: int  # atoms (over all frames) without any neighbour within rcut
+
+
+@dataclass
+class NeighborStat:
+    rcut: float
+    type_map: list[str]
+    mixed_types: bool
+    ratio: float
+    max_counts: list[int]
+    min_distance: float
+    sel: list[int]
+    systems: list[SystemStat]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["min_distance"] = None if not math.isfinite(self.min_distance) else self.min_distance
+        for s in d["systems"]:
+            s["min_distance"] = None if not math.isfinite(s["min_distance"]) else s["min_distance"]
+        return d
+
+
+def wrap_up_4(x: float) -> int:
+    """DeePMD's rounding of an automatic sel: truncate, then up to a multiple of 4."""
+    return 4 * ((int(x) + 3) // 4)
+
+
+def data_type_map(paths: Sequence[str]) -> list[str]:
+    """Type names from the systems' ``type_map.raw`` (in order of first appearance), else "0", "1", ..."""
+    names: list[str] = []
+    ntypes = 0
+    for p in paths:
+        tm = Path(p) / "type_map.raw"
+        if tm.is_file():
+            for n in tm.read_text().split():
+                if n not in names:
+                    names.append(n)
+        elif (Path(p) / "type.raw").is_file():
+            ntypes = max(ntypes, int(np.loadtxt(Path(p) / "type.raw", dtype=np.int64, ndmin=1).max()) + 1)
+    if names and ntypes > len(names):
+        raise DataError(paths[0], "some systems have type_map.raw and some do not: give the type map with -t")
+    return names or [str(t) for t in range(ntypes)]
+
+
+def neighbor_stat(systems: str | Sequence[str], rcut: float, type_map: Sequence[str] | None = None, *,
+                  mixed_types: bool = False, ratio: float = 1.1) -> NeighborStat:
+    """Largest neighbour counts within ``rcut``, smallest atom distance and DeePMD's automatic ``sel``."""
+    from mtbench.data.neighbor import NeighborSpec, compute_neighbor_data
+    from mtbench.data.system import load_systems
+    from mtbench.evaluation.metrics import system_paths
+
+    if not rcut > 0:
+        raise DataError("--rcut", f"must be > 0, got {rcut}")
+    paths = system_paths(systems, key="--system")
+    tmap = list(type_map) if type_map else data_type_map(paths)
+    ntypes = len(tmap)
+    spec = NeighborSpec(rcut, (1,), True)  # slot 0 = nearest neighbour; counts are taken before truncation
+    stats: list[SystemStat] = []
+    for path in paths:
+        for system in load_systems(path, tmap, []):
+            data = compute_neighbor_data(system.coord, None if system.nopbc else system.box, system.atype, spec,
+                                         ntypes, description=f"neighbours in {system.path}")
+            idx, shift = data.idx[..., 0], data.shift[..., 0, :].astype(np.float64)
+            has = idx >= 0
+            j = np.where(has, idx, 0)
+            xj = np.take_along_axis(system.coord, j[..., None], axis=1) + np.einsum("fis,fsd->fid", shift,
+                                                                                     system.box)
+            dist = np.linalg.norm(xj - system.coord, axis=-1)
+            dmin = float(dist[has].min()) if has.any() else math.inf
+            counts = [int(data.max_total)] if mixed_types else [int(c) for c in data.max_counts]
+            stats.append(SystemStat(system.path, system.nframes, system.natoms, counts, dmin, int((~has).sum())))
+    if not stats:
+        raise DataError(", ".join(paths), "no systems found")
+    width = 1 if mixed_types else ntypes
+    max_counts = [max(s.max_counts[t] for s in stats) for t in range(width)]
+    dmin = min(s.min_distance for s in stats)
+    if dmin < 1e-6:
+        bad = next(s.path for s in stats if s.min_distance < 1e-6)
+        raise DataError(bad, "some atoms overlap (zero distance); remove the duplicated atoms")
+    return NeighborStat(float(rcut), tmap, mixed_types, ratio, max_counts, dmin,
+                        [wrap_up_4(c * ratio) for c in max_counts], stats)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m mtbench.neighbor_stat",
+                                description="Neighbour statistics of data systems and the sel to use "
+                                            "(DeePMD-kit's `dp neighbor-stat`).",
+                                epilog="Example: python -m mtbench.neighbor_stat -s data/ -r 6.0 -t O H")
+    p.add_argument("-s", "--system", nargs="+", default=["."],
+                   help="data systems, folders holding systems, or builtin:NAME (default: .)")
+    p.add_argument("-r", "--rcut", type=float, required=True, help="cutoff radius (Å)")
+    p.add_argument("-t", "--type-map", nargs="+", help="type names (default: the systems' type_map.raw)")
+    p.add_argument("--mixed", "--mixed-type", "--one-type", dest="mixed", action="store_true",
+                   help="count all types together (se_atten's single sel)")
+    p.add_argument("--ratio", type=float, default=1.1, help="sel = max count x ratio, rounded up to 4 (default 1.1)")
+    p.add_argument("--json", metavar="OUT", help="also write the statistics as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="one row per system")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> NeighborStat:
+    from mtbench.errors import exit_on_user_error
+
+    args = parse_args(argv)
+
+    def go() -> NeighborStat:
+        from rich.console import Console
+        from rich.table import Table
+
+        stat = neighbor_stat(args.system, args.rcut, args.type_map, mixed_types=args.mixed, ratio=args.ratio)
+        console = Console()
+        nframes = sum(s.nframes for s in stat.systems)
+        names = ["all types"] if stat.mixed_types else stat.type_map
+        table = Table(title=f"neighbours within rcut = {stat.rcut:g} Å: {len(stat.systems)} system(s), "
+                            f"{nframes} frames", title_justify="left")
+        table.add_column("neighbour type")
+        table.add_column("max neighbours", justify="right")
+        table.add_column(f"sel (x{stat.ratio:g}, up to 4)", justify="right")
+        for name, count, sel in zip(names, stat.max_counts, stat.sel):
+            table.add_row(name, str(count), str(sel))
+        console.print(table)
+        if args.verbose:
+            per = Table(title="per system", title_justify="left")
+            per.add_column("system", overflow="fold")
+            per.add_column("frames", justify="right")
+            per.add_column("max neighbours", justify="right")
+            per.add_column("min distance (Å)", justify="right")
+            for s in stat.systems:
+                per.add_row(s.path, str(s.nframes), str(s.max_counts), f"{s.min_distance:.4f}")
+            console.print(per)
+        console.print(f"min neighbour distance: {stat.min_distance:.6f} Å" if math.isfinite(stat.min_distance)
+                      else "min neighbour distance: no atom has a neighbour within rcut")
+        console.print(f"sel: {stat.sel[0] if stat.mixed_types else stat.sel}")
+        isolated = sum(s.isolated_atoms for s in stat.systems)
+        if isolated:
+            console.print(f"note: {isolated} atom(s) over all frames have no neighbour within rcut")
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(stat.to_dict(), indent=2) + "\n")
+        return stat
+
+    return exit_on_user_error(go, prog="mtbench.neighbor_stat")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""A trained model at work: the compiled per-head predictor and the ASE calculator."""
