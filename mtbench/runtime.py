@@ -92,3 +92,23 @@ def configure_logging(level: int = logging.INFO) -> None:
     # "Creating initial MLflow database tables..." and the like (mlflow sets its level from this when imported)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def expose_package_to_children() -> None:
+    """Let child processes (sweep jobs, launcher workers) import this mtbench even where a folder named ``mtbench``
+    shadows it.
+
+    An editable install finds the package through a finder that Python consults only after scanning ``sys.path``;
+    a ``mtbench/`` folder without ``__init__.py`` in a job's working directory is found first, as a namespace
+    package, and every job then fails with "cannot import name '__version__' from 'mtbench' (unknown location)".
+    A regular package on ``sys.path`` always wins over a namespace folder, so the folder above this package goes on
+    ``PYTHONPATH`` for children. Installed (non-editable) packages live on ``sys.path`` already: nothing to do.
+    """
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if Path(root).name in ("site-packages", "dist-packages"):
+        return
+    current = os.environ.get("PYTHONPATH", "")
+    if root not in current.split(os.pathsep):
+        os.environ["PYTHONPATH"] = root + (os.pathsep + current if current else "")

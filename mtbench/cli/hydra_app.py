@@ -57,12 +57,23 @@ def parent_run_id(tracking: dict) -> str | None:
     return tracking.pop("parent_run_id", None) or os.environ.get("MTBENCH_PARENT_RUN_ID") or None
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mtbench``: overrides checked first (a typo is one line, exit 2), then Hydra's app."""
     import hydra
 
-    from mtbench.spec.compose import conf_dir
+    from mtbench.cli.overrides import check_overrides
+    from mtbench.errors import exit_on_user_error
+    from mtbench.spec.compose import CONFIG_NAME, VERSION_BASE, conf_dir
 
-    hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task_function)()
+    from mtbench.runtime import expose_package_to_children
+
+    expose_package_to_children()
+    args = sys.argv[1:] if argv is None else list(argv)
+    exit_on_user_error(lambda: check_overrides(args, config_dir=str(conf_dir()), config_name=CONFIG_NAME,
+                                               version_base=VERSION_BASE), prog="mtbench")
+    if argv is not None:
+        sys.argv = [sys.argv[0], *args]
+    hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=VERSION_BASE)(_task_function)()
 
 
 if __name__ == "__main__":

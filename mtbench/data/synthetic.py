@@ -16,8 +16,10 @@ standard deepmd/npy systems that dpdata and DeePMD-kit read as they are::
 Frames: each of the two runs relaxes ``n_relax`` steps, then records ``2 (n_train + n_val)``
 frames ``stride`` steps apart. Its even frames are labelled with its own model (energy
 sets); its odd frames carry the tensor labels (TIP3P run: atomic systems, TIP4P run: global
-systems). In each set the first ``n_train`` frames are for training, the later ``n_val``
-for validation. The cutoff ``rc`` is the largest multiple of 0.1 Å below half the box
+systems). In each set ``n_val`` frames spread evenly over the run are for validation and the
+others for training, so both splits sample the same stretch of the trajectory: a box that still drifts
+after switching to a new model (v1 took the *last* frames for validation, and the TIP4P validation mean sat
+2.5 standard deviations below the training mean) drifts in both alike. The cutoff ``rc`` is the largest multiple of 0.1 Å below half the box
 (4.9 Å for the default 9.86 Å box), with a 1 Å wide smooth switch as in ASE's models.
 Units: eV, Å, e Å (dipole), Å^3 (polarizability); virial = -dE/d(strain) as DeePMD reads it.
 """
@@ -50,7 +52,7 @@ from mtbench.data.water_models import (
 from mtbench.errors import DataError, SpecError
 
 #: Bump when the generated data change; it names the cache folder, so old caches stay valid.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: validation frames spread over the trajectory (v1: its last part)
 TYPE_MAP = ("O", "H")
 MANIFEST = "manifest.json"
 ENERGY_LEVELS = ("tip3p", "tip4p")
@@ -85,7 +87,7 @@ class WaterBoxSettings:
     timestep_fs: float = 0.5
     friction_per_fs: float = 0.02
     n_equil: int = 3000  # shared equilibration (flexible TIP3P), 1.5 ps
-    n_relax: int = 400  # per energy level, with its own model, before recording
+    n_relax: int = 1000  # per energy level, with its own model, before recording (0.5 ps)
     stride: int = 10  # steps between recorded frames
     width: float = 1.0  # Å, width of the smooth cutoff
     rc_max: float = 6.0  # Å; the cutoff is the largest multiple of 0.1 Å that fits the box
@@ -341,6 +343,16 @@ def _energy_labels(
     }
 
 
+def validation_split(n_train: int, n_val: int) -> dict[str, np.ndarray]:
+    """Frame indices of the train and val splits of ``n_train + n_val`` frames: val evenly spread, none at either
+    end (the first and last frames are the least like the others in a drifting run)."""
+    n = n_train + n_val
+    val = np.unique(np.round(np.linspace(0, n - 1, n_val + 2)[1:-1]).astype(int))
+    mask = np.zeros(n, bool)
+    mask[val] = True
+    return {"train": np.flatnonzero(~mask), "val": np.flatnonzero(mask)}
+
+
 def _tensor_labels(frames: np.ndarray, cell: np.ndarray) -> dict[str, np.ndarray]:
     dip = np.stack([molecular_dipoles(x, cell, TIP3P) for x in frames])  # [nf, n_mol, 3]
     pol = np.stack([molecular_polarizabilities(x, cell) for x in frames])  # [nf, n_mol, 3, 3]
@@ -355,7 +367,7 @@ def generate_water_dataset(
     n_train: int = 100,
     n_val: int = 20,
     n_equil: int = 3000,
-    n_relax: int = 400,
+    n_relax: int = 1000,
     stride: int = 10,
     temperature: float = 300.0,
     progress: bool = False,
@@ -398,7 +410,7 @@ def generate_water_dataset(
 
     n_atoms = 3 * settings.n_molecules
     types = np.tile([0, 1, 1], settings.n_molecules)
-    splits = {"train": slice(0, settings.n_train), "val": slice(settings.n_train, None)}
+    splits = validation_split(settings.n_train, settings.n_val)
     for level, traj in trajectories.items():
         even = traj[0::2]
         labels = _energy_labels(even, cell, level, settings)

@@ -304,7 +304,7 @@ def _step0_rmse_e(spec: dict, base: Path, task: str, zero_bias: bool = False) ->
 
 
 @pytest.mark.slow
-def test_new_head_gets_a_fitted_energy_bias(dft_data: Path, united: Path, tmp_path: Path, capsys) -> None:
+def test_new_head_gets_a_fitted_energy_bias(dft_data: Path, united: Path, tmp_path: Path) -> None:
     """The new head's first validation energy error: like a fresh model's, far below the unfitted one."""
     init = prepare_spec(init_spec(dft_data, united), None)
     frozen = load_model(united).model
@@ -316,8 +316,6 @@ def test_new_head_gets_a_fitted_energy_bias(dft_data: Path, united: Path, tmp_pa
     with_bias = _step0_rmse_e(init, tmp_path / "a", "water_dft")
     without = _step0_rmse_e(init, tmp_path / "b", "water_dft", zero_bias=True)
     from_scratch = _step0_rmse_e(fresh, tmp_path / "c", "water_dft")
-    with capsys.disabled():
-        print(f"\nnew head water_dft, step-0 validation rmse_e (eV/atom): fitted bias {with_bias:.4g}, "
-              f"no bias {without:.4g}, fresh model {from_scratch:.4g}")
-    assert with_bias <= 2 * from_scratch
-    assert with_bias < 0.01 * without
+    figures = f"fitted bias {with_bias:.4g}, no bias {without:.4g}, fresh model {from_scratch:.4g} eV/atom"
+    assert with_bias <= 2 * from_scratch, figures
+    assert with_bias < 0.01 * without, figures
