@@ -126,3 +126,28 @@ def test_example_trains_as_written(example_tree: Path, tmp_path: Path, name: str
         assert used["model"]["type_map"] == ["type_0"]
     else:
         assert used["model"]["type_map"] == type_map
+
+
+def _all_auto(desc: dict) -> None:
+    if desc["type"] == "hybrid":
+        for sub in desc["list"]:
+            _all_auto(sub)
+    else:
+        desc["sel"] = "auto"
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", [n for n in INPUTS if "se_e2_a_tebd" not in n])
+def test_auto_sel_of_every_example_is_deepmds(example_tree: Path, name: str) -> None:
+    """Had the example said ``sel: "auto"`` everywhere, mtbench would pick what DeePMD-kit 2.2 picks."""
+    from mtbench.spec.from_data import resolve_from_data
+
+    given, base_dir = load_spec(example_tree / name)
+    norm = normalize_spec(given)
+    _all_auto(norm["model"]["descriptor"])
+    resolved, notes = resolve_from_data(norm, base_dir)
+    paths = _training_paths(resolved, base_dir)
+    expected = _deepmd_sel(norm["model"]["descriptor"], resolved["model"]["descriptor"], paths,
+                           given["model"].get("type_map"))
+    assert _sels(resolved["model"]["descriptor"]) == expected
+    assert len([n for n in notes if ".sel:" in n]) == (len(norm["model"]["descriptor"].get("list", [])) or 1)
