@@ -282,7 +282,12 @@ def _shift_dtype(n: np.ndarray) -> type:
     return np.int32
 
 
-def _wrap_up_4(x: float) -> int:
+AUTO_SEL_RATIO = 1.1
+"""DeePMD-kit's default factor of ``sel: "auto"`` (``"auto:<factor>"`` sets another)."""
+
+
+def wrap_up_4(x: float) -> int:
+    """DeePMD-kit's rounding of an automatic sel (``update_sel``): truncate, then up to a multiple of 4."""
     return 4 * ((int(x) + 3) // 4)
 
 
@@ -330,10 +335,10 @@ class NeighborData:
     def __post_init__(self) -> None:
         if self.spec.mixed_types:
             overflow = self.max_total > self.spec.sel[0]
-            suggestion: tuple[int, ...] = (_wrap_up_4(self.max_total * 1.1),)
+            suggestion: tuple[int, ...] = (wrap_up_4(self.max_total * AUTO_SEL_RATIO),)
         else:
             overflow = bool(np.any(self.max_counts > np.asarray(self.spec.sel)))
-            suggestion = tuple(_wrap_up_4(c * 1.1) for c in self.max_counts)
+            suggestion = tuple(wrap_up_4(c * AUTO_SEL_RATIO) for c in self.max_counts)
         object.__setattr__(self, "overflow", bool(overflow))
         object.__setattr__(self, "sel_suggestion", suggestion)
 

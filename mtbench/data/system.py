@@ -32,6 +32,20 @@ from mtbench.data.requirements import LabelRequirement
 from mtbench.errors import DataError, SpecError
 
 
+INDEX_TYPE_PREFIX = "type_"
+"""Names of types taken by index when a spec has no ``model.type_map`` (DeePMD-kit v2 allows that)."""
+
+
+def index_type_map(ntypes: int) -> list[str]:
+    """``["type_0", "type_1", ...]``: the type map of a model whose types are data type indices."""
+    return [f"{INDEX_TYPE_PREFIX}{i}" for i in range(ntypes)]
+
+
+def is_index_type_map(type_map: Sequence[str]) -> bool:
+    """Whether ``type_map`` is :func:`index_type_map`: atom types are read by index, not by name."""
+    return list(type_map) == index_type_map(len(type_map))
+
+
 def expand_systems(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], key: str = "systems") -> list[str]:
     """System paths from what the user wrote, like DeePMD-kit.
 
@@ -70,6 +84,17 @@ def load_systems(
         return [DeepmdSystem(path, type_map, requirements)]
     raws = read_dpdata(path, fmt_used)
     return [DeepmdSystem.from_raw(raw, type_map, requirements) for raw in raws]
+
+
+def stored_types(path: str | os.PathLike[str], fmt: str | None = None) -> list[RawSystem]:
+    """The systems at ``path`` as stored (types as written, names if any), without a model type map.
+
+    For what must be known before a model exists: how many types the data has and what it calls them.
+    """
+    fmt_used = _resolve_format(path, fmt)
+    if fmt_used in NPY_FORMATS:
+        return [read_npy_system(path, {})]
+    return read_dpdata(path, fmt_used)
 
 
 def _resolve_format(path: str | os.PathLike[str], fmt: str | None) -> str:
@@ -183,7 +208,7 @@ class DeepmdSystem:
     def _model_types(self, raw: RawSystem) -> np.ndarray:
         """Atom types as indices into the model's type_map (original atom order)."""
         types = raw.types.astype(np.int64)
-        if raw.type_names is None:
+        if raw.type_names is None or is_index_type_map(self.type_map):
             if types.max() >= len(self.type_map):
                 raise DataError(
                     raw.type_source,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mtbench.data.neighbor import AUTO_SEL_RATIO, wrap_up_4  # noqa: F401 (re-exported)
 from mtbench.errors import DataError
 
 
@@ -54,11 +55,6 @@ class NeighborStat:
         return d
 
 
-def wrap_up_4(x: float) -> int:
-    """DeePMD's rounding of an automatic sel: truncate, then up to a multiple of 4."""
-    return 4 * ((int(x) + 3) // 4)
-
-
 def data_type_map(paths: Sequence[str]) -> list[str]:
     """Type names from the systems' ``type_map.raw`` (in order of first appearance), else "0", "1", ..."""
     names: list[str] = []
@@ -77,7 +73,7 @@ def data_type_map(paths: Sequence[str]) -> list[str]:
 
 
 def neighbor_stat(systems: str | Sequence[str], rcut: float, type_map: Sequence[str] | None = None, *,
-                  mixed_types: bool = False, ratio: float = 1.1) -> NeighborStat:
+                  mixed_types: bool = False, ratio: float = AUTO_SEL_RATIO) -> NeighborStat:
     """Largest neighbour counts within ``rcut``, smallest atom distance and DeePMD's automatic ``sel``."""
     from mtbench.data.neighbor import NeighborSpec, compute_neighbor_data
     from mtbench.data.system import load_systems

@@ -9,6 +9,7 @@ for a run is explicit and reproducible whatever defaults change later. Value che
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import difflib
 from collections.abc import Iterable, Mapping
@@ -55,13 +56,26 @@ def is_multi_task(spec: Mapping[str, Any]) -> bool:
     return any(has_key(spec, marker) for marker in MULTI_TASK_MARKERS)
 
 
-def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+_NOTES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("mtbench_normalize_notes", default=None)
+
+
+def normalize_spec(spec: Mapping[str, Any], notes: list[str] | None = None) -> dict[str, Any]:
     """A new, canonical copy of ``spec``: aliases renamed, ``_comment`` keys dropped, defaults filled.
 
     Raises :class:`SpecError` for what makes the spec unreadable: unknown keys (with a
     suggestion), wrong value kinds, unknown types, single- and multi-task keys mixed,
     task names that differ between ``fitting_net_dict``, ``loss_dict`` and ``data_dict``.
+    ``notes``, if given, receives one deprecation line per key alias read (e.g. DeePMD-kit
+    v2's ``stop_batch`` for ``numb_steps``).
     """
+    token = _NOTES.set(notes)
+    try:
+        return _normalize(spec)
+    finally:
+        _NOTES.reset(token)
+
+
+def _normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(spec, Mapping):
         raise SpecError("spec", f"must be a mapping of DeePMD-kit input keys, got {kind_of(spec)}")
     spec = _strip_comments(spec)
@@ -94,7 +108,7 @@ def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         tasks = list(fittings)
         fit_out = {t: _variant(f, "fitting", join("model.fitting_net_dict", t), reg.DEFAULT_FITTING)
                    for t, f in fittings.items()}
-        out["model"] = _ordered(model, type_map=model["type_map"], descriptor=descriptor, fitting_net_dict=fit_out)
+        out["model"] = _ordered(model, **_type_map(model), descriptor=descriptor, fitting_net_dict=fit_out)
         out["learning_rate"] = _variant(top.get("learning_rate", {}), "learning_rate", "learning_rate",
                                         reg.DEFAULT_LEARNING_RATE)
         if "learning_rate_dict" in top:
@@ -114,7 +128,7 @@ def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         if "fitting_net" not in model:
             raise SpecError("model.fitting_net", "required key is missing (or model.fitting_net_dict for multi-task)")
         fitting = _variant(model["fitting_net"], "fitting", "model.fitting_net", reg.DEFAULT_FITTING)
-        out["model"] = _ordered(model, type_map=model["type_map"], descriptor=descriptor, fitting_net=fitting)
+        out["model"] = _ordered(model, **_type_map(model), descriptor=descriptor, fitting_net=fitting)
         out["learning_rate"] = _variant(top.get("learning_rate", {}), "learning_rate", "learning_rate",
                                         reg.DEFAULT_LEARNING_RATE)
         out["loss"] = _variant(top.get("loss", {}), "loss", "loss", reg.loss_for_fitting(fitting["type"]))
@@ -150,6 +164,10 @@ def _section(value: Any, schema: Schema, path: str, *, extra: Iterable[str] = ()
             raise SpecError(join(path, key), _unknown_key_message(key, known, aliases))
         if name in given:
             raise SpecError(join(path, key), f"given twice (as '{name}' and its alias)")
+        notes = _NOTES.get()
+        if name != key and notes is not None:
+            notes.append(f"{join(path, key)}: deprecated alias (DeePMD-kit v2) of '{name}', read as "
+                         f"{join(path, name)}; write '{name}'")
         given[name] = val
     out: dict[str, Any] = {}
     for name, opt in schema.items():
@@ -186,6 +204,8 @@ def _variant(value: Any, kind: str, path: str, default_type: str) -> dict[str, A
         raise SpecError(path, f"must be a mapping, got {kind_of(value)} {value!r}")
     raw_type = value.get("type", default_type)
     entry = reg.lookup(kind, raw_type) if isinstance(raw_type, str) else None
+    if entry is None and kind == "descriptor" and raw_type in _TF_ONLY_DESCRIPTORS:
+        raise SpecError(join(path, "type"), _TF_ONLY_DESCRIPTORS[raw_type].format(raw_type))
     if entry is None:
         names = reg.type_names(kind)
         hint = difflib.get_close_matches(str(raw_type), names, n=1, cutoff=0.6)
@@ -199,6 +219,25 @@ def _variant(value: Any, kind: str, path: str, default_type: str) -> dict[str, A
     if kind_of(out.get("sel_type")) == "int":
         out["sel_type"] = [out["sel_type"]]
     return out
+
+
+_SE_A_EBD_V2 = (
+    "{!r} (se_e2_a with a type embedding, DeePMD-kit TF only) is not implemented: its documented equivalent, "
+    "se_atten without attention layers (type 'se_atten', attn_layer 0, tebd_input_mode 'strip', type_one_side "
+    "true, sel = the sum of the per-type sel), has not been checked against DeePMD-kit's TF backend, so mtbench "
+    "does not substitute it silently; write that descriptor to train the same architecture")
+_SE_A_EBD = (
+    "{!r} (DeePMD-kit TF's older se_a with type embedding channels type_nchanl/type_nlayer) is not implemented "
+    "and is a different model from se_a_ebd_v2; use 'se_atten' with attn_layer 0 (se_e2_a with a type "
+    "embedding) or 'se_e2_a'")
+_TF_ONLY_DESCRIPTORS = {"se_a_ebd_v2": _SE_A_EBD_V2, "se_a_tpe_v2": _SE_A_EBD_V2, "se_a_tpe": _SE_A_EBD,
+                        "se_a_ebd": _SE_A_EBD}
+"""DeePMD-kit v2 descriptor types mtbench refuses with a pointer to what to write instead."""
+
+
+def _type_map(model: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"type_map": ...}`` when given; absent, it is resolved from the data (mtbench.spec.from_data)."""
+    return {"type_map": model["type_map"]} if "type_map" in model else {}
 
 
 def _v2_type_embedding(descriptor: Any, tebd: Mapping[str, Any]) -> Any:

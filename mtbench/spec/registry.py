@@ -265,7 +265,7 @@ TYPE_EMBEDDING: Schema = {
 }
 
 MODEL: Schema = {
-    "type_map": _o(REQUIRED, "list"),
+    "type_map": _o(OMIT, "list", doc="absent: types by data index, named type_0, type_1, ... (DeePMD-kit v2)"),
     "data_stat_nbatch": _o(10, "int"),
     "data_stat_protect": _o(1e-2, *NUM),
     "data_bias_nsample": _o(10, "int", status="ignored"),

@@ -34,7 +34,8 @@ def validate_spec(spec: Mapping[str, Any], *, base_dir: Path | None = None, chec
     warnings = [f"training.fitting_weight: task {t!r} is absent, so it will never be trained (DeePMD-kit drops "
                 "it silently); give it a positive weight to train it" for t in left_out]
     norm = normalize_spec(spec)
-    ntypes = _type_map(norm["model"]["type_map"])
+    # no type_map: types by data index, counted by mtbench.spec.from_data; until then per-type counts are not checked
+    ntypes = _type_map(norm["model"]["type_map"]) if "type_map" in norm["model"] else None
     descriptor = norm["model"]["descriptor"]
     _descriptor(descriptor, "model.descriptor", ntypes)
     multi = is_multi_task(norm)
@@ -52,10 +53,10 @@ def validate_spec(spec: Mapping[str, Any], *, base_dir: Path | None = None, chec
             _loss(norm["loss_dict"][task], join(loss_root, task), fitting, fit_path)
             data_path = join("training.data_dict", task)
             _data(train["data_dict"][task]["training_data"], join(data_path, "training_data"), base_dir,
-                  check_paths)
+                  check_paths, descriptor)
             if train["data_dict"][task]["validation_data"] is not None:
                 _data(train["data_dict"][task]["validation_data"], join(data_path, "validation_data"), base_dir,
-                      check_paths)
+                      check_paths, descriptor)
         for task, lr in norm.get("learning_rate_dict", {}).items():
             warnings += _learning_rate(lr, join("learning_rate_dict", task))
         warnings += _fitting_weight(train["fitting_weight"], left_out)
@@ -67,9 +68,9 @@ def validate_spec(spec: Mapping[str, Any], *, base_dir: Path | None = None, chec
         fitting = norm["model"]["fitting_net"]
         _fitting(fitting, "model.fitting_net", descriptor, ntypes)
         _loss(norm["loss"], "loss", fitting, "model.fitting_net")
-        _data(train["training_data"], "training.training_data", base_dir, check_paths)
+        _data(train["training_data"], "training.training_data", base_dir, check_paths, descriptor)
         if train["validation_data"] is not None:
-            _data(train["validation_data"], "training.validation_data", base_dir, check_paths)
+            _data(train["validation_data"], "training.validation_data", base_dir, check_paths, descriptor)
         _layer_sharing({train["task_name"]: fitting}, "model.fitting_net", single=True)
     warnings += _learning_rate(norm["learning_rate"], "learning_rate")
     _model_stat(norm["model"])
@@ -96,7 +97,7 @@ def _type_map(type_map: Sequence[Any]) -> int:
     return len(type_map)
 
 
-def _descriptor(desc: Mapping[str, Any], path: str, ntypes: int) -> None:
+def _descriptor(desc: Mapping[str, Any], path: str, ntypes: int | None) -> None:
     if desc["type"] == "hybrid":
         for i, sub in enumerate(desc["list"]):
             _descriptor(sub, f"{path}.list[{i}]", ntypes)
@@ -128,7 +129,7 @@ def _descriptor(desc: Mapping[str, Any], path: str, ntypes: int) -> None:
                             f"{desc['tebd_input_mode']!r}")
 
 
-def _sel(sel: Any, path: str, ntypes: int, mixed_types: bool) -> None:
+def _sel(sel: Any, path: str, ntypes: int | None, mixed_types: bool) -> None:
     if isinstance(sel, str):
         head, _, factor = sel.partition(":")
         ok = head == "auto"
@@ -142,9 +143,10 @@ def _sel(sel: Any, path: str, ntypes: int, mixed_types: bool) -> None:
         return
     if kind_of(sel) == "int":
         if not mixed_types:
-            raise SpecError(path, f"expected one int per type ({ntypes} types) for this descriptor, got {sel}")
+            count = f" ({ntypes} types)" if ntypes is not None else ""
+            raise SpecError(path, f"expected one int per type{count} for this descriptor, got {sel}")
         sel = [sel]
-    elif not mixed_types and len(sel) != ntypes:
+    elif not mixed_types and ntypes is not None and len(sel) != ntypes:
         raise SpecError(path, f"needs one entry per type in model.type_map ({ntypes}), got {len(sel)}")
     for i, n in enumerate(sel):
         if kind_of(n) != "int":
@@ -163,7 +165,7 @@ def _model_stat(model: Mapping[str, Any]) -> None:
 # ------------------------------------------------------------------------------------ fitting
 
 
-def _fitting(fit: Mapping[str, Any], path: str, descriptor: Mapping[str, Any], ntypes: int) -> None:
+def _fitting(fit: Mapping[str, Any], path: str, descriptor: Mapping[str, Any], ntypes: int | None) -> None:
     _widths(fit["neuron"], join(path, "neuron"), allow_empty=True)
     _at_least(fit["numb_fparam"], 0, join(path, "numb_fparam"))
     _at_least(fit["numb_aparam"], 0, join(path, "numb_aparam"))
@@ -178,8 +180,10 @@ def _fitting(fit: Mapping[str, Any], path: str, descriptor: Mapping[str, Any], n
             raise SpecError(join(path, "trainable"), f"expected a bool or {nlayers} bools (len(neuron)+1), "
                             f"got {trainable!r}")
         atom_ener = fit["atom_ener"]
-        if len(atom_ener) > ntypes or any(kind_of(e) not in ("int", "float", "null") for e in atom_ener):
-            raise SpecError(join(path, "atom_ener"), f"expected at most {ntypes} numbers or nulls, got {atom_ener!r}")
+        too_long = ntypes is not None and len(atom_ener) > ntypes
+        if too_long or any(kind_of(e) not in ("int", "float", "null") for e in atom_ener):
+            raise SpecError(join(path, "atom_ener"), f"expected at most one number or null per type, got "
+                            f"{atom_ener!r}")
         layer_name = fit["layer_name"]
         if layer_name is not None:
             if len(layer_name) != nlayers:
@@ -206,9 +210,9 @@ def _fitting(fit: Mapping[str, Any], path: str, descriptor: Mapping[str, Any], n
         if not sel_type:
             raise SpecError(join(path, "sel_type"), "is empty: no atom type would carry the tensor")
         for i, t in enumerate(sel_type):
-            if kind_of(t) != "int" or not 0 <= t < ntypes:
+            if kind_of(t) != "int" or t < 0 or (ntypes is not None and t >= ntypes):
                 raise SpecError(f"{path}.sel_type[{i}]", f"type index {t!r} is out of range of model.type_map "
-                                f"(0..{ntypes - 1})")
+                                f"(0..{ntypes - 1 if ntypes is not None else 'ntypes - 1'})")
         if len(set(sel_type)) != len(sel_type):
             raise SpecError(join(path, "sel_type"), f"repeats a type: {sel_type}")
     if fit["type"] == "polar":
@@ -350,14 +354,15 @@ def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
-def _data(data: Mapping[str, Any], path: str, base_dir: Path | None, check_paths: bool) -> None:
+def _data(data: Mapping[str, Any], path: str, base_dir: Path | None, check_paths: bool,
+          descriptor: Mapping[str, Any]) -> None:
     systems = data["systems"]
     if check_paths:
         check_systems(systems, base_dir, join(path, "systems"))
     elif not systems:
         raise SpecError(join(path, "systems"), "is empty")
     nsys = len(system_list(systems)) if isinstance(systems, list) else None
-    _batch_size(data["batch_size"], join(path, "batch_size"), nsys)
+    _batch_size(data["batch_size"], join(path, "batch_size"), nsys, descriptor)
     probs = data["sys_probs"]
     if probs is not None:
         if any(kind_of(p) not in ("int", "float") for p in probs):
@@ -374,12 +379,14 @@ def _data(data: Mapping[str, Any], path: str, base_dir: Path | None, check_paths
         _at_least(data["numb_btch"], 1, join(path, "numb_btch"))
 
 
-def _batch_size(bs: Any, path: str, nsys: int | None) -> None:
+def _batch_size(bs: Any, path: str, nsys: int | None, descriptor: Mapping[str, Any]) -> None:
     if isinstance(bs, str):
         head, _, num = bs.partition(":")
-        ok = (head == "auto" and not num) or (head in ("auto", "mixed") and num.isdigit() and int(num) >= 1)
+        ok = (head == "auto" and not num) or (head in ("auto", "max", "mixed") and num.isdigit() and int(num) >= 1)
         if not ok:
-            raise SpecError(path, f"expected an int >= 1, 'auto', 'auto:N' or 'mixed:N', got {bs!r}")
+            raise SpecError(path, f"expected an int >= 1, 'auto', 'auto:N', 'max:N' or 'mixed:N', got {bs!r}")
+        if head == "mixed":
+            _mixed_batch(path, descriptor)
         return
     sizes = bs if isinstance(bs, list) else [bs]
     for size in sizes:
@@ -387,6 +394,18 @@ def _batch_size(bs: Any, path: str, nsys: int | None) -> None:
             raise SpecError(path, f"batch sizes must be ints >= 1, got {bs!r}")
     if isinstance(bs, list) and nsys is not None and len(bs) != nsys:
         raise SpecError(path, f"needs one batch size per system ({nsys}), got {len(bs)}")
+
+
+def _mixed_batch(path: str, descriptor: Mapping[str, Any]) -> None:
+    """``mixed:N`` puts frames of systems of different sizes in one batch: DeePMD-kit allows it for mixed types."""
+    subs = descriptor["list"] if descriptor["type"] == "hybrid" else [descriptor]
+    lacking = [str(d["type"]) for d in subs if not reg.DESCRIPTORS[d["type"]].mixed_types]
+    if lacking:
+        mixed = ", ".join(e.name for e in reg.DESCRIPTORS.values() if e.mixed_types)
+        raise SpecError(path, f"'mixed:N' batches (frames of several systems in one batch) need a mixed-type "
+                        f"descriptor ({mixed}); model.descriptor is {', '.join(repr(t) for t in lacking)}")
+    raise SpecError(path, "'mixed:N' batches (frames of several systems in one batch) are not implemented in "
+                    "mtbench yet; use 'auto:N' (each batch from one system)")
 
 
 def _fitting_weight(weights: Mapping[str, Any], left_out: Sequence[str]) -> list[str]:
@@ -486,8 +505,10 @@ def _seed(seed: Any, path: str) -> None:
         raise SpecError(path, f"must be >= 0 or null, got {seed}")
 
 
-def _type_pairs(pairs: Sequence[Any], path: str, ntypes: int) -> None:
+def _type_pairs(pairs: Sequence[Any], path: str, ntypes: int | None) -> None:
+    top = ntypes if ntypes is not None else float("inf")
     for i, pair in enumerate(pairs):
         if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-                or any(kind_of(t) != "int" or not 0 <= t < ntypes for t in pair)):
-            raise SpecError(f"{path}[{i}]", f"expected a pair of type indices in 0..{ntypes - 1}, got {pair!r}")
+                or any(kind_of(t) != "int" or not 0 <= t < top for t in pair)):
+            span = f"0..{ntypes - 1}" if ntypes is not None else ">= 0"
+            raise SpecError(f"{path}[{i}]", f"expected a pair of type indices in {span}, got {pair!r}")

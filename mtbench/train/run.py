@@ -18,7 +18,11 @@ log = logging.getLogger("mtbench")
 
 
 def prepare_spec(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
-    """Normalize (aliases, defaults) and validate; warnings are logged, errors raise ``SpecError``."""
+    """Normalize (aliases, defaults), take ``sel: auto`` / a missing type_map from the data, validate.
+
+    Deprecation notes, the values taken from the data and warnings are logged; errors raise ``SpecError``.
+    """
+    from mtbench.spec.from_data import needs_data, resolve_from_data
     from mtbench.spec.normalize import normalize_spec
     from mtbench.spec.validate import validate_spec
 
@@ -27,7 +31,15 @@ def prepare_spec(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, An
         from mtbench.export.init_from_frozen import autocomplete_spec
 
         spec = autocomplete_spec(dict(spec), init, base_dir)
-    spec = normalize_spec(dict(spec))
+    notes: list[str] = []
+    spec = normalize_spec(dict(spec), notes)
+    for note in notes:
+        log.warning(note)
+    if needs_data(spec):
+        validate_spec(spec, base_dir=base_dir)  # the data paths and the rest are sound before the data is read
+        spec, chosen = resolve_from_data(spec, base_dir)
+        for note in chosen:
+            log.info(note)
     for warning in validate_spec(spec, base_dir=base_dir):
         log.warning(warning)
     return spec

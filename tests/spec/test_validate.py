@@ -169,7 +169,7 @@ MULTI_ERRORS = [
     ("sel_type repeat", _set("model.fitting_net_dict.water_dipole.sel_type", [0, 0]),
      "model.fitting_net_dict.water_dipole.sel_type", "repeats a type"),
     ("type_map duplicate", _set("model.type_map", ["O", "O"]), "model.type_map[1]", "duplicate type 'O'"),
-    ("type_map missing", _del("model.type_map"), "model.type_map", "required key is missing"),
+    ("type_map empty", _set("model.type_map", []), "model.type_map", "needs at least one element name"),
     ("batch_size 0", _set("training.data_dict.water_ener.training_data.batch_size", 0),
      "training.data_dict.water_ener.training_data.batch_size", "ints >= 1"),
     ("batch_size str", _set("training.data_dict.water_ener.training_data.batch_size", "auto:x"),
