@@ -149,7 +149,9 @@ def test_periodic_and_nopbc_systems_in_one_dataset_with_neighbor_lists(three_sys
     assert [r.path for r in report] == three_systems
     _, max_counts, sel, overflow, suggestion = report[0]
     assert sel == (4, 4) and len(max_counts) == 2 and overflow == any(c > 4 for c in max_counts)
-    assert isinstance(suggestion, tuple)
+    # dp neighbor-stat's rule: int(most neighbours of each type * 1.1), rounded up to a multiple of 4
+    assert len(suggestion) == 2 and all(s % 4 == 0 and int(1.1 * c) <= s < int(1.1 * c) + 4
+                                        for s, c in zip(suggestion, max_counts))
 
 
 def test_any_spec_with_rcut_sel_mixed_types_keys_the_batch(three_systems):

@@ -99,11 +99,18 @@ def test_mlflow_logging(four_head_run: Path, tmp_path: Path, monkeypatch) -> Non
     store = Store(uri, tmp_path)
     store.connect()
     run_id = store.create_run(store.experiment_id("evaluation"), "trained", {})
-    main(["-m", str(four_head_run), "--head", "water_ener", "--mlflow-run", run_id, "--tracking-uri", uri,
-          "--output-dir", str(tmp_path)])
+    report = main(["-m", str(four_head_run), "--head", "water_ener", "--mlflow-run", run_id, "--tracking-uri", uri,
+                   "--output-dir", str(tmp_path)])
     client = store.client
     metrics = client.get_run(run_id).data.metrics
-    assert metrics["test/water_ener/rmse_f"] > 0
+    # every finite metric of the report, under test/<head>/<metric>, with the value evaluate() gives
+    spec = json.loads((four_head_run / "input.json").read_text())
+    val = spec["training"]["data_dict"]["water_ener"]["validation_data"]["systems"]
+    expected = evaluate(four_head_run, "water_ener", val).metrics
+    reported = report["heads"]["water_ener"]["metrics"]
+    assert metrics["test/water_ener/rmse_f"] == pytest.approx(expected["rmse_f"], rel=1e-12)
+    assert {k: v for k, v in metrics.items() if k.startswith("test/")} == pytest.approx(
+        {f"test/water_ener/{k}": v for k, v in reported.items() if np.isfinite(v)}, rel=1e-12)
     names = {a.path for a in client.list_artifacts(run_id, "test")}
     assert {"test/test.json", "test/test_table.txt", "test/plots"} <= names
     plots = {a.path for a in client.list_artifacts(run_id, "test/plots")}

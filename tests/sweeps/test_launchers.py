@@ -48,6 +48,60 @@ def test_slurm_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch: p
         assert line in script, line
 
 
-def test_local_launchers_resolve_to_their_plugins() -> None:
-    assert launcher_config("joblib").hydra.launcher._target_.endswith("JoblibLauncher")
-    assert launcher_config("submitit_local").hydra.launcher._target_.endswith("LocalLauncher")
+PROBE_APP = """
+import json, os, sys
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from mtbench.spec.compose import conf_dir
+
+
+@hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+def probe(cfg):
+    out = os.path.join(HydraConfig.get().runtime.output_dir, "probe.json")
+    with open(out, "w") as fh:
+        json.dump({"pid": os.getpid(), "weight": cfg.training.fitting_weight.water_dipole}, fh)
+
+
+if __name__ == "__main__":
+    probe()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher,extra,separate", [
+    ("basic", [], False),
+    ("joblib", ["hydra.launcher.n_jobs=2"], True),
+    ("submitit_local", ["hydra.launcher.timeout_min=5"], True),
+])
+def test_local_launchers_run_each_job_in_its_folder(tmp_path: Path, launcher: str, extra: list[str],
+                                                    separate: bool) -> None:
+    """mtbench's config (its sweep dir layout, callbacks) through each local launcher, with a probe instead of
+    training: every job gets its own numbered folder with its overrides; joblib and submitit run the jobs in
+    other processes than the launching one, the basic launcher in the same."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    app = tmp_path / "probe_app.py"
+    app.write_text(PROBE_APP)
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]),
+                                                       os.environ.get("PYTHONPATH", "")])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, str(app), "-m", f"hydra/launcher={launcher}", *extra, "tracking=none",
+                             "training.fitting_weight.water_dipole=1,5", f"hydra.sweep.dir={sweep}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == ["0", "1"]
+    probes = [json.loads((sweep / j / "probe.json").read_text()) for j in jobs]
+    assert [p["weight"] for p in probes] == [1, 5]
+    for j, w in zip(jobs, (1, 5)):
+        overrides = (sweep / j / ".hydra" / "overrides.yaml").read_text()
+        assert f"training.fitting_weight.water_dipole={w}" in overrides
+    assert all((p["pid"] != proc.pid) == separate for p in probes), (proc.pid, probes)
+    if launcher == "submitit_local":  # one process per job, with submitit's own logs
+        assert probes[0]["pid"] != probes[1]["pid"]
+        assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2

@@ -20,6 +20,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+from mtbench.sweeps.callback import JOB_TAG
+
 KEY = "training.fitting_weight.water_dipole"
 TASKS = ("water_ener", "water_dipole")
 
@@ -96,15 +98,15 @@ class Server:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def server(tmp_path_factory: pytest.TempPathFactory):
+    """The test's own server (it boots while the test's sweep gets ready; ``wait`` blocks until it answers)."""
     srv = Server(tmp_path_factory.mktemp("mlflow_server"))
     yield srv
     srv.stop()
 
 
-def test_joblib_sweep_writes_one_store_without_losses(tmp_path: Path, data_dir: Path, server: Server) -> None:
-    # (requesting `server` here boots it while this sweep runs; the next test uses it)
+def test_joblib_sweep_writes_one_store_without_losses(tmp_path: Path, data_dir: Path) -> None:
     proc = run_mtbench(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=fast",
                         f"{KEY}=1,10", "learning_rate.start_lr=0.001,0.003"], tmp_path, data_dir)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -136,7 +138,17 @@ def test_joblib_sweep_writes_one_store_without_losses(tmp_path: Path, data_dir: 
     with open(sweep_dir / "compare" / "summary.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
-    assert all(float(r["water_dipole/sampled_fraction"]) >= 0 for r in rows)
+    child_of_job = {r.data.tags[JOB_TAG]: r for r in children}
+    for row in rows:  # the fractions are the job's own sampling counts, as its summary.json and MLflow run say
+        counts = json.loads((sweep_dir / row["job"] / "summary.json").read_text())["counts"]
+        assert sum(counts.values()) == 6
+        child = child_of_job[row["job"]]
+        for t in TASKS:
+            assert child.data.metrics[f"sampling/{t}/count"] == counts[t]
+        assert float(row["water_dipole/sampled_fraction"]) == pytest.approx(counts["water_dipole"] / 6, rel=1e-9)
+        assert float(row["water_ener/sampled_fraction"]) == pytest.approx(counts["water_ener"] / 6, rel=1e-9)
+        w = float(row[KEY])  # water_ener has fitting weight 20 in these jobs
+        assert float(row["water_dipole/requested_fraction"]) == pytest.approx(w / (w + 20))
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "compare")}
     assert {"compare/summary.md", "compare/learning_curves.png", "compare/sampling.png"} <= arts
     # and the same report from the files alone
