@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mtbench.sweeps.compare import Curve, load_sweep_dir, main, markdown, read_lcurve, table, write_report
+from mtbench.cli.compare import main
+from mtbench.sweeps.folders import load_sweep_dir, read_lcurve
+from mtbench.sweeps.model import Curve
+from mtbench.sweeps.report import write_report
+from mtbench.sweeps.tables import markdown, table
 from mtbench.sweeps.plots import numeric_key, pareto_front
 from tests.sweeps._fake import KEY, WEIGHTS, dipole_err, ener_err, make_sweep_dir
 

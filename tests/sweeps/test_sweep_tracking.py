@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mtbench.sweeps.callback import (
+from mtbench.sweeps.callback import SweepTracking
+from mtbench.sweeps.plan import (
     ENV_PARENT,
     ENV_SWEEP_KEYS,
     ENV_TRACKING_URI,
-    SweepTracking,
     inject_job_env,
     plan_sweep,
     quote_override_value,
@@ -135,7 +135,7 @@ def fake_sweep_runs(store, root: Path) -> tuple[str, Path]:
     """A parent and the children a 3-job sweep leaves in MLflow (job 2 failed)."""
     import time
 
-    from mtbench.sweeps.callback import JOB_TAG, KEYS_TAG, RUN_TYPE_TAG, SWEEP_DIR_TAG
+    from mtbench.sweeps.plan import JOB_TAG, KEYS_TAG, RUN_TYPE_TAG, SWEEP_DIR_TAG
     from mtbench.tracking.mlflow_tracker import start_parent_run
 
     sweep_dir = make_sweep_dir(root)
@@ -165,7 +165,7 @@ def fake_sweep_runs(store, root: Path) -> tuple[str, Path]:
 
 
 def test_finalize_summarizes_parent_and_logs_report(store, tmp_path: Path) -> None:
-    from mtbench.sweeps.compare import finalize_sweep
+    from mtbench.sweeps.report import finalize_sweep
 
     parent, sweep_dir = fake_sweep_runs(store, tmp_path / "sweep")
     status = finalize_sweep(parent, tracking_uri=store.uri, output_dir=store.output_dir,
@@ -188,7 +188,8 @@ def test_finalize_summarizes_parent_and_logs_report(store, tmp_path: Path) -> No
 
 
 def test_report_from_mlflow_alone(store, tmp_path: Path) -> None:
-    from mtbench.sweeps.compare import load_target, table
+    from mtbench.sweeps.tables import table
+    from mtbench.sweeps.target import load_target
 
     parent, _ = fake_sweep_runs(store, tmp_path / "sweep")
     for target in (parent, "sweeps-test"):  # a parent run id, or the experiment's latest sweep
@@ -240,7 +241,7 @@ def test_compare_files_add_mlflow_diagnostics(store, tmp_path: Path) -> None:
     """A sweep dir whose jobs were tracked: the report gains the gradient curves from MLflow."""
     import json
 
-    from mtbench.sweeps.compare import load_sweep_dir
+    from mtbench.sweeps.folders import load_sweep_dir
 
     parent, sweep_dir = fake_sweep_runs(store, tmp_path / "sweep")
     runs = {r.data.tags["sweep.job"]: r.info.run_id for r in store.client.search_runs(
