@@ -138,15 +138,11 @@ def load_sweep_dir(sweep_dir: str | Path, *, with_mlflow: bool = True) -> Sweep:
 
 
 def looks_like_sweep_dir(path: str | Path) -> bool:
-    """A Hydra multirun folder (``multirun.yaml``, or job sub-folders with ``.hydra/``) or one run
-    folder (``input.json`` with ``.hydra/`` or ``summary.json``): what :func:`load_sweep_dir` reads.
-    Any other folder (a package, a data folder) is not taken for a sweep."""
+    """What :func:`load_sweep_dir` reads: a Hydra multirun folder (``multirun.yaml``, or job
+    folders ``<n>/`` with ``.hydra/overrides.yaml`` or ``input.json``) or one run folder
+    (``input.json``). Any other folder (a package, a data folder) is not taken for a sweep."""
     root = Path(path)
     if not root.is_dir():
         return False
-    if (root / "multirun.yaml").is_file():
-        return True
-    if (root / "input.json").is_file() and ((root / ".hydra").is_dir()
-                                            or (root / "summary.json").is_file()):
-        return True
-    return any((d / ".hydra").is_dir() for d in _job_dirs(root))
+    return ((root / "multirun.yaml").is_file() or (root / "input.json").is_file()
+            or bool(_job_dirs(root)))

@@ -58,7 +58,7 @@ def load_target(target: str, *, tracking_uri: str | None = None,
     store = Store(uri, output_dir)
     tried = []
     if kind is None and Path(target).is_dir():
-        tried.append(f"the folder ./{target} is no sweep folder (no multirun.yaml, "
+        tried.append(f"./{target} is a folder but not a sweep (no multirun.yaml, "
                      "no job directories <n>/input.json)")
     try:
         store.connect()
