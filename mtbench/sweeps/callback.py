@@ -44,6 +44,15 @@ from mtbench.sweeps.plan import (
     plan_sweep,
     swept_values,
 )
+from mtbench.sweeps.report import finalize_sweep
+from mtbench.tracking.mlflow_tracker import (
+    PARENT_TAG,
+    RUN_DIR_TAG,
+    clean_params,
+    clean_tags,
+    start_parent_run,
+)
+from mtbench.tracking.store import Store, one_line, resolve_tracking_uri
 
 log = logging.getLogger("mtbench.tracking")
 
@@ -96,9 +105,6 @@ class SweepTracking(Callback):
             self.parent_run_id = None
 
     def _start_parent(self, config: Any, tracking: Mapping[str, Any]) -> None:
-        from mtbench.tracking.mlflow_tracker import start_parent_run
-        from mtbench.tracking.store import resolve_tracking_uri
-
         self._output_dir = _output_dir(config).resolve()
         self._uri = resolve_tracking_uri(tracking.get("tracking_uri"), self._output_dir)
         self._sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
@@ -125,8 +131,6 @@ class SweepTracking(Callback):
             return
         self.parent_run_id = parent
         try:  # the sweep's definition as params: columns of the UI's run table and compare view
-            from mtbench.tracking.mlflow_tracker import clean_params
-            from mtbench.tracking.store import Store
 
             Store(self._uri, self._output_dir).log_params(parent, clean_params(
                 {**plan.params, "fixed_overrides": " ".join(plan.fixed) or "(none)"}))
@@ -154,8 +158,6 @@ class SweepTracking(Callback):
         except Exception:  # noqa: BLE001
             pass
         try:
-            from mtbench.sweeps.report import finalize_sweep  # matplotlib etc.: only at the end
-
             finalize_sweep(self.parent_run_id, tracking_uri=self._uri or "",
                            output_dir=self._output_dir or Path("outputs"), sweep_dir=self._sweep_dir,
                            planned_jobs=self._planned, aborted=aborted, report=self.report)
@@ -181,8 +183,6 @@ class SweepTracking(Callback):
     def _tag_job(self, config: Any, job_return: Any, parent: str, env: Mapping[str, str]) -> None:
         from hydra.core.utils import JobStatus
 
-        from mtbench.tracking.mlflow_tracker import PARENT_TAG, RUN_DIR_TAG, clean_tags
-        from mtbench.tracking.store import Store, one_line
 
         keys = [k for k in str(env.get(ENV_SWEEP_KEYS, "")).split(",") if k]
         overrides = list(job_return.overrides or [])
@@ -224,7 +224,6 @@ def keep_failure_picklable(job_return: Any) -> None:
 
     from hydra.core.utils import JobStatus
 
-    from mtbench.tracking.store import one_line
 
     if job_return.status != JobStatus.FAILED:
         return
