@@ -1,6 +1,6 @@
-"""``python -m mtbench.compare``: kept as an entry point; the command lives in :mod:`mtbench.sweeps.compare`."""
+"""``python -m mtbench.compare``: kept as an entry point; the command lives in :mod:`mtbench.cli.compare`."""
 
-from mtbench.sweeps.compare import main
+from mtbench.cli.compare import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

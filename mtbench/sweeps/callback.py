@@ -24,124 +24,37 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from mtbench.sweeps.mlflow_reader import find_child_run
+from mtbench.sweeps.plan import (
+    ENV_PARENT,
+    ENV_SWEEP_KEYS,
+    ENV_TRACKING_URI,
+    ERROR_TAG,
+    JOB_TAG,
+    KEYS_TAG,
+    RUN_TYPE_TAG,
+    SWEEP_DIR_TAG,
+    inject_job_env,
+    plan_sweep,
+    swept_values,
+)
+from mtbench.sweeps.report import finalize_sweep
+from mtbench.tracking.mlflow_tracker import (
+    PARENT_TAG,
+    RUN_DIR_TAG,
+    clean_params,
+    clean_tags,
+    start_parent_run,
+)
+from mtbench.tracking.store import Store, one_line, resolve_tracking_uri
+
 log = logging.getLogger("mtbench.tracking")
-
-ENV_PARENT = "MTBENCH_PARENT_RUN_ID"  # read by mtbench.cli.parent_run_id
-ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"  # the store the parent lives in; the jobs use it too
-ENV_SWEEP_KEYS = "MTBENCH_SWEEP_KEYS"  # swept override keys, comma-separated
-
-RUN_TYPE_TAG = "mtbench.run_type"
-SWEEP_DIR_TAG = "mtbench.sweep_dir"
-ERROR_TAG = "mtbench.error"
-JOB_TAG = "sweep.job"
-KEYS_TAG = "sweep.keys"
-
-
-# ----------------------------------------------------------------------------------- the plan
-
-
-@dataclass
-class SweepPlan:
-    """What the launching process knows about a sweep before it starts."""
-
-    keys: list[str]  # swept override keys, e.g. ["training.fitting_weight.water_dipole"]
-    params: dict[str, str]  # key -> sweep text, e.g. {"...water_dipole": "1,5,20"}
-    fixed: list[str] = field(default_factory=list)  # non-swept task overrides ("debug=fast")
-    jobs: list[list[str]] | None = None  # the grid, in job order (None: the sweeper decides)
-
-    def grid_text(self) -> str:
-        if self.jobs is None:
-            return "(chosen by the sweeper)"
-        return "\n".join(f"#{i}: {' '.join(self.swept_of(job)) or '(no swept keys)'}"
-                         for i, job in enumerate(self.jobs))
-
-    def swept_of(self, job: Sequence[str]) -> list[str]:
-        values = swept_values(job, self.keys)
-        return [f"{k}={v}" for k, v in values.items()]
-
-
-def override_key(override: Any) -> str:
-    """``key`` or ``group@package``, without ``+``/``++``/``~``."""
-    key = str(override.key_or_group)
-    return f"{key}@{override.package}" if override.package else key
-
-
-def plan_sweep(config: Any) -> SweepPlan:
-    """The swept keys and (for Hydra's basic sweeper) the job grid of a multirun config.
-
-    Mirrors ``BasicSweeper.sweep``: ``hydra.sweeper.params`` first, then the command line's task
-    overrides, expanded with ``BasicSweeper.split_arguments``.
-    """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    hydra_cfg = config.hydra
-    params = dict(hydra_cfg.sweeper.get("params") or {})
-    lines = [f"{k}={v}" for k, v in params.items()] + [str(x) for x in hydra_cfg.overrides.task]
-    overrides = OverridesParser.create().parse_overrides(lines)
-    keys: list[str] = []
-    sweep_text: dict[str, str] = {}
-    fixed: list[str] = []
-    for o in overrides:
-        key = override_key(o)
-        if o.is_sweep_override():
-            if key not in keys:
-                keys.append(key)
-            sweep_text[key] = (o.input_line or "").split("=", 1)[-1]
-        else:
-            fixed.append(o.input_line)
-    jobs = None
-    target = str(hydra_cfg.sweeper.get("_target_", ""))
-    if target.endswith("BasicSweeper"):
-        try:
-            jobs = BasicSweeper.split_arguments(overrides, None)[0]
-        except Exception:  # noqa: BLE001 - a range/interval sweep the basic sweeper rejects later
-            jobs = None
-    return SweepPlan(keys=keys, params=sweep_text, fixed=fixed, jobs=jobs)
-
-
-def swept_values(job_overrides: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
-    """``{key: value}`` of one job's overrides, restricted to ``keys`` (in that order)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    found: dict[str, str] = {}
-    for o in OverridesParser.create().parse_overrides([str(x) for x in job_overrides]):
-        found[override_key(o)] = o.get_value_element_as_str()
-    return {k: found[k] for k in keys if k in found}
-
-
-def quote_override_value(value: str) -> str:
-    """A Hydra override value that stays one literal string (URIs, paths, passwords).
-
-    Hydra's quoted strings: backslashes escape only before a quote or at the end, quotes are
-    escaped with a backslash, and ``\\${`` keeps OmegaConf from reading an interpolation.
-    """
-    out = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
-    out = out.replace("'", "\\'").replace("${", "\\${")
-    return f"'{out}'"
-
-
-def inject_job_env(config: Any, env: Mapping[str, str]) -> None:
-    """Make every job of this multirun see ``env`` (Hydra sets ``hydra.job.env_set`` around the
-    task function in whatever process runs it)."""
-    from omegaconf import open_dict, read_write
-
-    with read_write(config.hydra), open_dict(config.hydra):
-        for name, value in env.items():
-            config.hydra.overrides.hydra.append(
-                f"++hydra.job.env_set.{name}={quote_override_value(str(value))}")
-            config.hydra.job.env_set[name] = str(value).replace("${", "\\${")
-
-
-# ------------------------------------------------------------------------------ the callback
 
 
 def _tracking_cfg(config: Any) -> dict[str, Any] | None:
@@ -163,8 +76,8 @@ def _output_dir(config: Any) -> Path:
 class SweepTracking(Callback):
     """One MLflow parent run per Hydra multirun, the jobs as nested child runs.
 
-    ``report``: write the comparison report (``<sweep dir>/compare/``, see :mod:`mtbench.compare`)
-    when the sweep ends and log it to the parent run.
+    ``report``: write the comparison report (``<sweep dir>/compare/``, see
+    :mod:`mtbench.sweeps.report`) when the sweep ends and log it to the parent run.
     """
 
     def __init__(self, report: bool = True) -> None:
@@ -192,9 +105,6 @@ class SweepTracking(Callback):
             self.parent_run_id = None
 
     def _start_parent(self, config: Any, tracking: Mapping[str, Any]) -> None:
-        from mtbench.tracking.mlflow_tracker import start_parent_run
-        from mtbench.tracking.store import resolve_tracking_uri
-
         self._output_dir = _output_dir(config).resolve()
         self._uri = resolve_tracking_uri(tracking.get("tracking_uri"), self._output_dir)
         self._sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
@@ -221,8 +131,6 @@ class SweepTracking(Callback):
             return
         self.parent_run_id = parent
         try:  # the sweep's definition as params: columns of the UI's run table and compare view
-            from mtbench.tracking.mlflow_tracker import clean_params
-            from mtbench.tracking.store import Store
 
             Store(self._uri, self._output_dir).log_params(parent, clean_params(
                 {**plan.params, "fixed_overrides": " ".join(plan.fixed) or "(none)"}))
@@ -250,8 +158,6 @@ class SweepTracking(Callback):
         except Exception:  # noqa: BLE001
             pass
         try:
-            from mtbench.sweeps.compare import finalize_sweep
-
             finalize_sweep(self.parent_run_id, tracking_uri=self._uri or "",
                            output_dir=self._output_dir or Path("outputs"), sweep_dir=self._sweep_dir,
                            planned_jobs=self._planned, aborted=aborted, report=self.report)
@@ -277,8 +183,6 @@ class SweepTracking(Callback):
     def _tag_job(self, config: Any, job_return: Any, parent: str, env: Mapping[str, str]) -> None:
         from hydra.core.utils import JobStatus
 
-        from mtbench.tracking.mlflow_tracker import PARENT_TAG, RUN_DIR_TAG, clean_tags
-        from mtbench.tracking.store import Store, one_line
 
         keys = [k for k in str(env.get(ENV_SWEEP_KEYS, "")).split(",") if k]
         overrides = list(job_return.overrides or [])
@@ -320,7 +224,6 @@ def keep_failure_picklable(job_return: Any) -> None:
 
     from hydra.core.utils import JobStatus
 
-    from mtbench.tracking.store import one_line
 
     if job_return.status != JobStatus.FAILED:
         return
@@ -332,16 +235,3 @@ def keep_failure_picklable(job_return: Any) -> None:
         except Exception:  # noqa: BLE001
             job_return.return_value = RuntimeError(one_line(exc))
 
-
-def find_child_run(store: Any, parent: str, run_dir: str) -> str | None:
-    """The child of ``parent`` whose run dir is ``run_dir`` (None if the job made no run)."""
-    from mtbench.tracking.mlflow_tracker import RUN_DIR_TAG
-
-    exp = store.experiment_of(parent)
-    runs = store._retry(lambda: store.client.search_runs(
-        [exp], filter_string=f"tags.mlflow.parentRunId = '{parent}'", max_results=5000),
-        "search sweep children")
-    for run in runs:
-        if run.data.tags.get(RUN_DIR_TAG) == run_dir:
-            return run.info.run_id
-    return None

@@ -13,12 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mtbench.plotting import pyplot, save_figure
-
-if TYPE_CHECKING:
-    from mtbench.sweeps.compare import Job, Sweep
+from mtbench.sweeps.model import Job, Sweep, job_title, short_key
 
 DPI = 110
 
@@ -33,8 +31,6 @@ def _colors(n: int) -> list[Any]:
 
 
 def _title(job: Job, sweep: Sweep) -> str:
-    from mtbench.sweeps.compare import job_title
-
     return job_title(job, sweep.keys)
 
 
@@ -95,8 +91,6 @@ def learning_curves(sweep: Sweep, out: Path) -> Path | None:
 
 def error_vs_swept(sweep: Sweep, out: Path) -> Path | None:
     """Final error per task against the swept value; lines join jobs that differ only in it."""
-    from mtbench.sweeps.compare import short_key
-
     tasks = sweep.tasks
     done = [j for j in sweep.jobs if j.ok]
     if not tasks or not done:

@@ -313,6 +313,35 @@ class Store:
         return self._retry(lambda: self.client.get_run(run_id).info.experiment_id,
                            f"get run {run_id}")
 
+    # -- reading -----------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Any:
+        """The MLflow ``Run`` (info, tags, params, latest metrics)."""
+        return self._retry(lambda: self.client.get_run(run_id), f"get run {run_id}")
+
+    def experiment_by_name(self, name: str) -> Any | None:
+        """The MLflow ``Experiment`` called ``name``, None if there is none (nothing is created)."""
+        return self._retry(lambda: self.client.get_experiment_by_name(name),
+                           f"get experiment '{name}'")
+
+    def search_runs(self, experiment_ids: Sequence[str], filter_string: str = "", *,
+                    order_by: Sequence[str] | None = None, max_results: int = 5000) -> list[Any]:
+        """Runs of the experiments matching an MLflow filter (one page of ``max_results``)."""
+        return list(self._retry(lambda: self.client.search_runs(
+            list(experiment_ids), filter_string=filter_string,
+            order_by=list(order_by) if order_by else None, max_results=max_results),
+            "search runs"))
+
+    def children(self, parent_run_id: str) -> list[Any]:
+        """The nested runs of ``parent_run_id`` (the jobs of a sweep)."""
+        exp = self.experiment_of(parent_run_id)
+        return self.search_runs([exp], f"tags.mlflow.parentRunId = '{parent_run_id}'")
+
+    def metric_history(self, run_id: str, key: str) -> list[Any]:
+        """Every logged point (``Metric``: step, value, timestamp) of one metric of a run."""
+        return list(self._retry(lambda: self.client.get_metric_history(run_id, key),
+                                f"metric history {key}"))
+
     # -- data --------------------------------------------------------------------
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:

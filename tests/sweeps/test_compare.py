@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mtbench.sweeps.compare import Curve, load_sweep_dir, main, markdown, read_lcurve, table, write_report
+from mtbench.cli.compare import main
+from mtbench.sweeps.folders import load_sweep_dir, read_lcurve
+from mtbench.sweeps.model import Curve
+from mtbench.sweeps.report import write_report
+from mtbench.sweeps.tables import markdown, table
 from mtbench.sweeps.plots import numeric_key, pareto_front
 from tests.sweeps._fake import KEY, WEIGHTS, dipole_err, ener_err, make_sweep_dir
 
@@ -121,3 +125,17 @@ def test_numeric_key_prefers_fitting_weights(sweep_dir: Path) -> None:
     assert numeric_key(sweep) == KEY
     sweep.keys = ["descriptor"]
     assert numeric_key(sweep) is None
+
+
+def test_only_sweep_and_run_folders_look_like_sweeps(sweep_dir: Path, tmp_path: Path) -> None:
+    from mtbench.sweeps.folders import looks_like_sweep_dir
+
+    assert looks_like_sweep_dir(sweep_dir)
+    (sweep_dir / "multirun.yaml").unlink()
+    assert looks_like_sweep_dir(sweep_dir)  # job folders alone
+    assert looks_like_sweep_dir(sweep_dir / "0")  # one run folder
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "x.py").write_text("")
+    assert not looks_like_sweep_dir(pkg) and not looks_like_sweep_dir(tmp_path / "missing")

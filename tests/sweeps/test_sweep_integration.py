@@ -152,7 +152,8 @@ def test_joblib_sweep_writes_one_store_without_losses(tmp_path: Path, data_dir: 
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "compare")}
     assert {"compare/summary.md", "compare/learning_curves.png", "compare/sampling.png"} <= arts
     # and the same report from the files alone
-    from mtbench.sweeps.compare import load_sweep_dir, table
+    from mtbench.sweeps.folders import load_sweep_dir
+    from mtbench.sweeps.tables import table
 
     _, file_rows = table(load_sweep_dir(sweep_dir, with_mlflow=False))
     assert [r[KEY] for r in file_rows] == [r[KEY] for r in rows]
@@ -200,7 +201,7 @@ def test_submitit_sweep_to_mlflow_server_with_a_failing_job(tmp_path: Path, data
     assert "compare/summary.csv" in {f["path"] for f in arts.get("files", [])}
 
     # the report again, from MLflow alone (the parent's id) into a directory of our choice
-    from mtbench.sweeps.compare import main
+    from mtbench.cli.compare import main
 
     assert main([pid, "--tracking-uri", url, "-o", str(tmp_path / "cmp"), "--no-log"]) == 0
     with open(tmp_path / "cmp" / "summary.csv") as fh:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mtbench.sweeps.callback import (
+from mtbench.sweeps.callback import SweepTracking
+from mtbench.sweeps.plan import (
     ENV_PARENT,
     ENV_SWEEP_KEYS,
     ENV_TRACKING_URI,
-    SweepTracking,
     inject_job_env,
     plan_sweep,
     quote_override_value,
@@ -135,7 +135,7 @@ def fake_sweep_runs(store, root: Path) -> tuple[str, Path]:
     """A parent and the children a 3-job sweep leaves in MLflow (job 2 failed)."""
     import time
 
-    from mtbench.sweeps.callback import JOB_TAG, KEYS_TAG, RUN_TYPE_TAG, SWEEP_DIR_TAG
+    from mtbench.sweeps.plan import JOB_TAG, KEYS_TAG, RUN_TYPE_TAG, SWEEP_DIR_TAG
     from mtbench.tracking.mlflow_tracker import start_parent_run
 
     sweep_dir = make_sweep_dir(root)
@@ -165,7 +165,7 @@ def fake_sweep_runs(store, root: Path) -> tuple[str, Path]:
 
 
 def test_finalize_summarizes_parent_and_logs_report(store, tmp_path: Path) -> None:
-    from mtbench.sweeps.compare import finalize_sweep
+    from mtbench.sweeps.report import finalize_sweep
 
     parent, sweep_dir = fake_sweep_runs(store, tmp_path / "sweep")
     status = finalize_sweep(parent, tracking_uri=store.uri, output_dir=store.output_dir,
@@ -188,7 +188,8 @@ def test_finalize_summarizes_parent_and_logs_report(store, tmp_path: Path) -> No
 
 
 def test_report_from_mlflow_alone(store, tmp_path: Path) -> None:
-    from mtbench.sweeps.compare import load_target, table
+    from mtbench.sweeps.tables import table
+    from mtbench.sweeps.target import load_target
 
     parent, _ = fake_sweep_runs(store, tmp_path / "sweep")
     for target in (parent, "sweeps-test"):  # a parent run id, or the experiment's latest sweep
@@ -240,7 +241,7 @@ def test_compare_files_add_mlflow_diagnostics(store, tmp_path: Path) -> None:
     """A sweep dir whose jobs were tracked: the report gains the gradient curves from MLflow."""
     import json
 
-    from mtbench.sweeps.compare import load_sweep_dir
+    from mtbench.sweeps.folders import load_sweep_dir
 
     parent, sweep_dir = fake_sweep_runs(store, tmp_path / "sweep")
     runs = {r.data.tags["sweep.job"]: r.info.run_id for r in store.client.search_runs(
@@ -298,3 +299,90 @@ def test_failures_that_cannot_travel_back_are_made_picklable() -> None:
     back = pickle.loads(pickle.dumps(custom))._return_value
     assert isinstance(back, RuntimeError)
     assert str(back) == "Unrebuildable: training.fitting_weight.a: must be >= 0, got -1"
+
+
+# ------------------------------------------------------------- which form a compare target is
+
+
+@pytest.fixture()
+def compare_log(caplog: pytest.LogCaptureFixture):
+    """What ``mtbench.compare`` logs (its logger may not propagate once mtbench's logging is set up)."""
+    import logging
+
+    logger = logging.getLogger("mtbench.compare")
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+def test_a_bare_name_is_a_folder_only_when_it_looks_like_a_sweep(store, tmp_path: Path, monkeypatch,
+                                                                  compare_log) -> None:
+    """``compare mtbench`` in a checkout: the ./mtbench package is not a sweep, the experiment is."""
+    from mtbench.cli.compare import main
+    from mtbench.sweeps.target import load_target
+
+    parent, _ = fake_sweep_runs(store, tmp_path / "elsewhere")
+    cwd = tmp_path / "checkout"
+    (cwd / "sweeps-test" / "sub").mkdir(parents=True)  # a package folder named like the experiment
+    (cwd / "sweeps-test" / "__init__.py").write_text("")
+    monkeypatch.chdir(cwd)
+    common = ["--tracking-uri", store.uri, "--no-log"]
+    assert main(["sweeps-test", "-o", str(tmp_path / "a"), *common]) == 0
+    assert f"Source: `{store.uri}` · parent run `{parent}`" in (tmp_path / "a" / "summary.md").read_text()
+    assert f"sweeps-test: MLflow experiment in {store.uri}" in compare_log.text  # what it understood
+    assert not (cwd / "sweeps-test" / "compare").exists()
+
+    cwd = tmp_path / "with-sweep"  # a real sweep folder of that name wins over the store
+    make_sweep_dir(cwd / "sweeps-test")
+    monkeypatch.chdir(cwd)
+    sweep = load_target("sweeps-test", tracking_uri=store.uri, output_dir=store.output_dir)
+    assert sweep.sweep_dir == (cwd / "sweeps-test").resolve() and sweep.parent_run_id is None
+    assert f"sweeps-test: sweep folder {cwd / 'sweeps-test'}" in compare_log.text
+
+    # the explicit forms read one source only, whatever lies in the current folder
+    assert main(["--experiment", "sweeps-test", "-o", str(tmp_path / "b"), *common]) == 0
+    assert f"parent run `{parent}`" in (tmp_path / "b" / "summary.md").read_text()
+    child = store.children(parent)[0].info.run_id
+    for run_id in (parent, child):  # a job's run id names its sweep too
+        sweep = load_target(run_id, tracking_uri=store.uri, output_dir=store.output_dir, kind="run")
+        assert sweep.parent_run_id == parent and [j.label for j in sweep.jobs] == ["0", "1", "2"]
+
+
+def test_a_name_that_is_nothing_says_what_was_tried(store, tmp_path: Path, monkeypatch,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    from mtbench.cli.compare import main
+
+    (tmp_path / "mtbench").mkdir()
+    (tmp_path / "mtbench" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    common = ["--tracking-uri", store.uri, "--no-log"]
+    assert main(["mtbench", *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mtbench.compare: error: mtbench: ")
+    assert "./mtbench is a folder but not a sweep" in err[0]
+    assert f"no MLflow experiment of that name in {store.uri}" in err[0]
+    assert "--experiment NAME" in err[0]
+
+    assert main(["nothing-here", *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such directory; no MLflow experiment of that name" in err[0]
+
+    assert main(["0123456789abcdef0123456789abcdef", *common]) == 2  # a run id's shape, no run
+    assert "no run with that id, no MLflow experiment" in capsys.readouterr().err
+
+    assert main(["./mtbench", *common]) == 2  # written as a path: the folder or nothing
+    assert "no job directories" in capsys.readouterr().err
+
+    assert main(["--experiment", "mtbench", *common]) == 2
+    assert "mtbench: no such MLflow experiment in" in capsys.readouterr().err
+    assert main(["--parent", "0123456789abcdef0123456789abcdef", *common]) == 2
+    assert "no such MLflow run in" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as exc:  # both forms at once: argparse's usage error
+        main(["mtbench", "--experiment", "mtbench"])
+    assert exc.value.code == 2 and "not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2 and "a sweep is needed" in capsys.readouterr().err

@@ -1,0 +1,148 @@
+"""Sweeps read from disk: a Hydra multirun folder (``multirun.yaml``, ``<job>/.hydra/``,
+``<job>/input.json``, ``lcurve.<task>.out``, ``summary.json``), or one run folder.
+
+The files alone make the report; :func:`load_sweep_dir` adds the curves only MLflow holds
+(gradient diagnostics) when the jobs were tracked and the store answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mtbench.errors import DataError
+from mtbench.sweeps.mlflow_reader import add_mlflow_diagnostics
+from mtbench.sweeps.model import DONE, Curve, Job, Sweep, job_sort_key, requested_from_spec
+from mtbench.sweeps.model import num as _num
+from mtbench.sweeps.plan import ENV_PARENT, ENV_TRACKING_URI, plan_sweep, swept_values, varying_keys
+
+log = logging.getLogger("mtbench.compare")
+
+
+def read_lcurve(path: Path) -> dict[str, Curve]:
+    """Validation curves of one ``lcurve.<task>.out`` (``{metric: Curve}``)."""
+    lines = path.read_text().splitlines()
+    if not lines or not lines[0].startswith("#"):
+        return {}
+    header = lines[0].lstrip("#").split()
+    cols = {name[: -len("_val")]: i for i, name in enumerate(header) if name.endswith("_val")}
+    curves = {m: Curve() for m in cols}
+    for line in lines[1:]:
+        parts = line.split()
+        if not parts or line.startswith("#") or len(parts) < len(header):
+            continue
+        step = int(float(parts[0]))
+        for m, i in cols.items():
+            curves[m].steps.append(step)
+            curves[m].values.append(_num(parts[i]))
+    return curves
+
+
+def _job_dirs(sweep_dir: Path) -> list[Path]:
+    dirs = [p for p in sweep_dir.iterdir() if p.is_dir() and p.name != "compare"
+            and ((p / ".hydra" / "overrides.yaml").is_file() or (p / "input.json").is_file())]
+    return sorted(dirs, key=lambda p: job_sort_key(p.name))
+
+
+def _load_yaml(path: Path) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(path) if path.is_file() else None
+
+
+def load_job_dir(job_dir: Path, keys: Sequence[str]) -> tuple[Job, list[str]]:
+    """One job from its run dir; also returns its task overrides."""
+    overrides_cfg = _load_yaml(job_dir / ".hydra" / "overrides.yaml")
+    overrides = [str(x) for x in overrides_cfg] if overrides_cfg is not None else []
+    job = Job(label=job_dir.name, status="INCOMPLETE", run_dir=str(job_dir.resolve()))
+    spec: dict[str, Any] = {}
+    if (job_dir / "input.json").is_file():
+        spec = json.loads((job_dir / "input.json").read_text())
+    fitting = (spec.get("model") or {}).get("fitting_net_dict") or {}
+    job.tasks = list(fitting)
+    for path in sorted(job_dir.glob("lcurve.*.out")):
+        task = path.name[len("lcurve."): -len(".out")]
+        job.curves[task] = read_lcurve(path)
+        if task not in job.tasks:
+            job.tasks.append(task)
+    summary_path = job_dir / "summary.json"
+    if summary_path.is_file():
+        s = json.loads(summary_path.read_text())
+        job.status = DONE
+        job.final = {t: {m: _num(v) for m, v in (res.get("val") or {}).items()}
+                     for t, res in (s.get("final") or {}).items()}
+        job.counts = {t: _num(v) for t, v in (s.get("counts") or {}).items()}
+        job.fractions = {t: _num(v) for t, v in (s.get("fractions") or {}).items()}
+        job.requested = {t: _num(v) for t, v in (s.get("requested") or {}).items()}
+        job.best_hint = {t: str(b["metric"]) for t, b in (s.get("best") or {}).items()
+                         if isinstance(b, Mapping) and "metric" in b}
+        job.steps = int(s["steps"]) if s.get("steps") is not None else None
+        job.train_s = _num(s.get("wall_s"))
+        job.run_id = s.get("run_id")
+        job.objective = _num(s.get("objective"))
+        for t in job.final:
+            if t not in job.tasks:
+                job.tasks.append(t)
+        if (job_dir / "input.json").is_file():
+            job.run_s = summary_path.stat().st_mtime - (job_dir / "input.json").stat().st_mtime
+    elif job.curves:
+        job.steps = max((c.steps[-1] for cs in job.curves.values() for c in cs.values() if c.steps),
+                        default=None)
+    if not job.requested:
+        job.requested = requested_from_spec(spec, job.tasks)
+    job.swept = swept_values(overrides, keys)
+    return job, overrides
+
+
+def load_sweep_dir(sweep_dir: str | Path, *, with_mlflow: bool = True) -> Sweep:
+    """A sweep from its directory (``<sweep dir>/<job>/...``); a single run dir works too."""
+    root = Path(sweep_dir).resolve()
+    if not root.is_dir():
+        raise DataError(str(sweep_dir), "not a directory")
+    job_dirs = _job_dirs(root)
+    if not job_dirs and (root / "input.json").is_file():
+        job_dirs = [root]
+    if not job_dirs:
+        raise DataError(str(sweep_dir), "no job directories (<n>/input.json) in this sweep directory")
+    master = _load_yaml(root / "multirun.yaml")
+    keys: list[str] = []
+    name = root.name
+    if master is not None:
+        try:
+            keys = plan_sweep(master).keys
+        except Exception as exc:  # noqa: BLE001 - fall back to what varies
+            log.debug("multirun.yaml not understood: %s", exc)
+        sweep_cfg = master.get("sweep") if "sweep" in master else None
+        if sweep_cfg is not None and sweep_cfg.get("name"):
+            name = str(sweep_cfg.get("name"))
+    loaded = [load_job_dir(d, keys) for d in job_dirs]
+    if not keys:
+        keys = varying_keys([ov for _, ov in loaded])
+        loaded = [load_job_dir(d, keys) for d in job_dirs]
+    if name == root.name and keys:  # named like the sweep's parent run: by what it sweeps
+        name = "+".join(k.rsplit(".", 1)[-1] for k in keys)
+    sweep = Sweep(jobs=[j for j, _ in loaded], keys=keys, source=str(root), sweep_dir=root, name=name)
+    for d in job_dirs:
+        hydra_cfg = _load_yaml(d / ".hydra" / "hydra.yaml")
+        env = dict(hydra_cfg.hydra.job.get("env_set") or {}) if hydra_cfg is not None else {}
+        if env.get(ENV_PARENT):
+            sweep.parent_run_id = str(env[ENV_PARENT])
+            sweep.tracking_uri = str(env.get(ENV_TRACKING_URI) or "") or None
+            break
+    if with_mlflow:
+        add_mlflow_diagnostics(sweep)
+    return sweep
+
+
+def looks_like_sweep_dir(path: str | Path) -> bool:
+    """What :func:`load_sweep_dir` reads: a Hydra multirun folder (``multirun.yaml``, or job
+    folders ``<n>/`` with ``.hydra/overrides.yaml`` or ``input.json``) or one run folder
+    (``input.json``). Any other folder (a package, a data folder) is not taken for a sweep."""
+    root = Path(path)
+    if not root.is_dir():
+        return False
+    return ((root / "multirun.yaml").is_file() or (root / "input.json").is_file()
+            or bool(_job_dirs(root)))

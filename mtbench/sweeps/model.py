@@ -1,0 +1,177 @@
+"""The sweep model: a :class:`Sweep` of :class:`Job` s with their :class:`Curve` s, whatever they
+were read from (sweep folders: :mod:`mtbench.sweeps.folders`; MLflow:
+:mod:`mtbench.sweeps.mlflow_reader`), and the pure rules every report shares (which metric ranks a
+task, which job is best, how a job is titled).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Per-task metric that ranks jobs when the run does not say (energy: forces, else energy per
+#: atom; tensors: rmse). An energy task's total ``rmse`` mixes terms whose prefactors move with
+#: the learning rate, so it is not comparable across runs with different schedules.
+PRIMARY_ORDER = ("rmse_f", "rmse_e", "rmse")
+DONE = "FINISHED"
+
+
+@dataclass
+class Curve:
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def last(self) -> float:
+        return self.values[-1] if self.values else math.nan
+
+    def best(self) -> float:
+        """Lowest finite value after step 0 (step 0 is the untrained model)."""
+        vals = [v for s, v in zip(self.steps, self.values) if s > 0 and math.isfinite(v)]
+        return min(vals) if vals else math.nan
+
+    def mean(self) -> float:
+        vals = [v for s, v in zip(self.steps, self.values) if s > 0 and math.isfinite(v)]
+        return sum(vals) / len(vals) if vals else math.nan
+
+
+@dataclass
+class Job:
+    """One job of a sweep, whatever it was read from."""
+
+    label: str  # job number (sweep subdir) or run name
+    status: str  # FINISHED, FAILED, RUNNING, KILLED, INCOMPLETE (files: no summary.json)
+    swept: dict[str, str] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    run_dir: str | None = None
+    final: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> metric -> val
+    curves: dict[str, dict[str, Curve]] = field(default_factory=dict)  # task -> metric -> val curve
+    best_hint: dict[str, str] = field(default_factory=dict)  # task -> metric the trainer ranked by
+    fractions: dict[str, float] = field(default_factory=dict)
+    requested: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)
+    steps: int | None = None
+    train_s: float | None = None  # the training loop
+    run_s: float | None = None  # the whole job: start-up, data, tracing, training
+    grad_cos: dict[str, Curve] = field(default_factory=dict)  # "a__b" -> curve
+    grad_norm: dict[str, Curve] = field(default_factory=dict)  # task -> curve
+    objective: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == DONE
+
+    def final_value(self, task: str, metric: str) -> float:
+        v = self.final.get(task, {}).get(metric)
+        if v is None or not math.isfinite(v):
+            v = self.curves.get(task, {}).get(metric, Curve()).last()
+        return float(v) if v is not None else math.nan
+
+    def best_value(self, task: str, metric: str) -> float:
+        return self.curves.get(task, {}).get(metric, Curve()).best()
+
+    @property
+    def steps_per_s(self) -> float:
+        if self.steps and self.train_s:
+            return self.steps / self.train_s
+        return math.nan
+
+
+@dataclass
+class Sweep:
+    jobs: list[Job]
+    keys: list[str]  # swept override keys
+    source: str  # what it was read from (a directory, or "<uri> run <id>")
+    sweep_dir: Path | None = None
+    parent_run_id: str | None = None
+    tracking_uri: str | None = None
+    name: str = "sweep"
+
+    @property
+    def tasks(self) -> list[str]:
+        seen: list[str] = []
+        for job in self.jobs:
+            for t in job.tasks:
+                if t not in seen:
+                    seen.append(t)
+        return seen
+
+    def metrics_of(self, task: str) -> list[str]:
+        """Validation metrics of ``task`` with a finite value in at least one job."""
+        names: list[str] = []
+        for job in self.jobs:
+            for m in list(job.final.get(task, {})) + list(job.curves.get(task, {})):
+                if m not in names and (math.isfinite(job.final_value(task, m))
+                                       or math.isfinite(job.best_value(task, m))):
+                    names.append(m)
+        return names
+
+    def primary(self, task: str) -> str:
+        """The metric that ranks jobs on ``task``."""
+        for job in self.jobs:
+            if task in job.best_hint:
+                return job.best_hint[task]
+        have = self.metrics_of(task)
+        for m in PRIMARY_ORDER:
+            if m in have:
+                return m
+        return have[0] if have else "rmse"
+
+    def pairs(self) -> list[str]:
+        seen: list[str] = []
+        for job in self.jobs:
+            for p in job.grad_cos:
+                if p not in seen:
+                    seen.append(p)
+        return seen
+
+    def best_job(self, task: str) -> Job | None:
+        metric = self.primary(task)
+        ranked = [(j.final_value(task, metric), j) for j in self.jobs if j.ok]
+        ranked = [(v, j) for v, j in ranked if math.isfinite(v)]
+        return min(ranked, key=lambda x: x[0])[1] if ranked else None
+
+
+def job_sort_key(label: str) -> tuple[int, Any]:
+    return (0, int(label)) if label.isdigit() else (1, label)
+
+
+def short_key(key: str, keys: Sequence[str]) -> str:
+    """``training.fitting_weight.water_dipole`` -> ``water_dipole`` unless that is ambiguous."""
+    last = key.rsplit(".", 1)[-1].split("@", 1)[0]
+    if sum(1 for k in keys if k.rsplit(".", 1)[-1].split("@", 1)[0] == last) > 1:
+        return key
+    return last
+
+
+def job_title(job: Job, keys: Sequence[str]) -> str:
+    values = " ".join(f"{short_key(k, keys)}={job.swept[k]}" for k in keys if k in job.swept)
+    return f"#{job.label} {values}".strip()
+
+
+def num(x: Any) -> float:
+    """``float(x)``, NaN for what is not a number (None, "", text)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def requested_from_spec(spec: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, float]:
+    """Sampling probabilities ``fitting_weight / sum`` (plain weights only; other schedules
+    depend on the data and are read from the run's summary)."""
+    training = spec.get("training") or {}
+    if str((training.get("sampling") or {}).get("type", "weights")) != "weights":
+        return {}
+    weights = training.get("fitting_weight")
+    if weights is None:
+        w = {t: 1.0 for t in tasks}
+    else:
+        w = {t: max(num(weights.get(t, 0.0)), 0.0) for t in tasks}
+    total = sum(v for v in w.values() if math.isfinite(v))
+    return {t: v / total for t, v in w.items()} if total > 0 else {}

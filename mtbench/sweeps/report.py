@@ -1,0 +1,152 @@
+"""A sweep's report and its parent run: ``summary.csv``, ``summary.md`` and the plots in a folder;
+the parent run's summary (tags, metrics, note) and artifacts; and the end of a sweep
+(:func:`finalize_sweep`, called by the Hydra callback)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mtbench.sweeps.mlflow_reader import load_parent_run
+from mtbench.sweeps.model import Sweep, job_title
+from mtbench.sweeps.plots import make_plots
+from mtbench.sweeps.tables import markdown, table, write_csv
+from mtbench.tracking.mlflow_tracker import clean_tags
+from mtbench.tracking.store import Store, StoreError
+
+log = logging.getLogger("mtbench.compare")
+
+
+def summarize(sweep: Sweep, planned_jobs: int | None = None
+              ) -> tuple[dict[str, str], dict[str, list[tuple[float, int]]]]:
+    """Parent-run tags and metrics (``{key: [(value, step)]}``) that make the MLflow compare
+    view useful without opening the children."""
+    jobs = sweep.jobs
+    n = max(len(jobs), planned_jobs or 0)
+    ok = sum(j.ok for j in jobs)
+    running = sum(j.status == "RUNNING" for j in jobs)
+    tags = {"sweep.jobs": str(n), "sweep.succeeded": str(ok), "sweep.failed": str(n - ok - running)}
+    if running:
+        tags["sweep.running"] = str(running)
+    metrics: dict[str, list[tuple[float, int]]] = {
+        "sweep/jobs": [(n, 0)], "sweep/succeeded": [(ok, 0)], "sweep/failed": [(n - ok - running, 0)]}
+    for t in sweep.tasks:
+        m = sweep.primary(t)
+        best = sweep.best_job(t)
+        if best is not None:
+            v = best.final_value(t, m)
+            tags[f"sweep.best.{t}"] = f"job {job_title(best, sweep.keys)}: {m}={v:.4g}"
+            if best.run_id:
+                tags[f"sweep.best.{t}.run_id"] = best.run_id
+            metrics[f"sweep/best/{t}/{m}"] = [(v, 0)]
+        for i, j in enumerate(jobs):
+            v = j.final_value(t, m)
+            if j.ok and math.isfinite(v):
+                step = int(j.label) if j.label.isdigit() else i
+                metrics.setdefault(f"sweep/by_job/{t}/{m}", []).append((v, step))
+    return tags, metrics
+
+
+def parent_note(sweep: Sweep, files: Sequence[Path]) -> str:
+    """The parent run's description in the MLflow UI: the table, and where the plots are."""
+    pngs = [f.name for f in files if f.suffix == ".png"]
+    note = markdown(sweep)
+    if pngs:
+        note += "\nPlots (artifacts, `compare/`): " + ", ".join(f"`{p}`" for p in pngs) + "\n"
+    return note
+
+
+def log_summary(store: Store, run_id: str, tags: Mapping[str, str],
+                metrics: Mapping[str, Sequence[tuple[float, int]]], note: str | None = None) -> None:
+    """Tags and metrics on the parent; metric points already there are not sent again, so a
+    report re-run does not duplicate them."""
+    all_tags = dict(tags)
+    if note:
+        all_tags["mlflow.note.content"] = note
+    store.set_tags(run_id, clean_tags(all_tags))
+    known = set(store.get_run(run_id).data.metrics)
+    ts = int(time.time() * 1000)
+    points = []
+    for key, pts in metrics.items():
+        have = set()
+        if key in known:
+            have = {(p.step, p.value) for p in store.metric_history(run_id, key)}
+        points += [(key, float(v), int(s), ts) for v, s in pts if (int(s), float(v)) not in have]
+    if points:
+        store.log_metrics(run_id, points)
+
+
+def write_report(sweep: Sweep, out_dir: str | Path) -> list[Path]:
+    """``summary.csv``, ``summary.md`` and the plots into ``out_dir``; returns the files."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cols, rows = table(sweep)
+    files = [write_csv(out / "summary.csv", cols, rows)]
+    plots = make_plots(sweep, out)
+    md = out / "summary.md"
+    md.write_text(markdown(sweep, plots))
+    return [*files, md, *plots]
+
+
+def log_report(sweep: Sweep, files: Sequence[Path], planned_jobs: int | None = None) -> bool:
+    """Log the report files (artifacts ``compare/``) and the summary to the sweep's parent run
+    (False if there is none or the store failed)."""
+    if not sweep.parent_run_id or not sweep.tracking_uri:
+        return False
+    store = Store(sweep.tracking_uri, sweep.sweep_dir or Path("."))
+    try:
+        store.connect()
+        tags, metrics = summarize(sweep, planned_jobs)
+        log_summary(store, sweep.parent_run_id, tags, metrics, parent_note(sweep, files))
+        for f in files:
+            store.log_artifact(sweep.parent_run_id, Path(f).resolve(), "compare")
+    except StoreError as exc:
+        log.warning("report not logged to parent run %s: %s", sweep.parent_run_id, exc)
+        return False
+    return True
+
+
+def default_out_dir(sweep: Sweep) -> Path:
+    if sweep.sweep_dir is not None and sweep.sweep_dir.is_dir():
+        return sweep.sweep_dir / "compare"
+    tag = (sweep.parent_run_id or sweep.name)[:12]
+    return Path(f"compare-{tag}")
+
+
+def finalize_sweep(parent_run_id: str, *, tracking_uri: str, output_dir: str | Path,
+                   sweep_dir: Path | None, planned_jobs: int | None, aborted: bool,
+                   report: bool = True) -> str:
+    """End of a sweep (called by the Hydra callback): write the report (``report``), put the
+    summary and the report on the parent run, close it. Returns the parent's final status."""
+    store = Store(tracking_uri, output_dir)
+    store.connect()
+    sweep = load_parent_run(store, parent_run_id, histories=report)
+    if sweep.sweep_dir is None:
+        sweep.sweep_dir = sweep_dir
+    tags, metrics = summarize(sweep, planned_jobs)
+    failed = int(tags["sweep.failed"])
+    if aborted and any(j.status in ("RUNNING", "KILLED") for j in sweep.jobs):
+        status = "KILLED"
+    elif aborted or failed or not any(j.ok for j in sweep.jobs):
+        status = "FAILED"
+    else:
+        status = "FINISHED"
+    files: list[Path] = []
+    if report and sweep.sweep_dir is not None:
+        try:
+            files = write_report(sweep, sweep.sweep_dir / "compare")
+        except Exception as exc:  # noqa: BLE001 - the summary and the status matter more
+            log.warning("sweep report not written (%s: %s)", type(exc).__name__, exc)
+    md = [f for f in files if f.name == "summary.md"]
+    log_summary(store, parent_run_id, tags, metrics, parent_note(sweep, files) if files else None)
+    for f in files:
+        store.log_artifact(parent_run_id, f.resolve(), "compare")
+    store.set_terminated(parent_run_id, status)
+    log.info("sweep parent run %s %s: %s of %s jobs succeeded", parent_run_id, status,
+             tags["sweep.succeeded"], tags["sweep.jobs"])
+    if md:
+        print(f"mtbench: sweep report: {md[0]}")
+    return status
