@@ -231,6 +231,7 @@ def log_to_mlflow(run_id: str, *, results: Sequence[Any], files: Sequence[Path],
     import time
 
     from mtbench.errors import SpecError
+    from mtbench.tracking import names
     from mtbench.tracking.store import Store, StoreError, resolve_tracking_uri
 
     store = Store(resolve_tracking_uri(tracking_uri, output_dir), output_dir)
@@ -238,8 +239,8 @@ def log_to_mlflow(run_id: str, *, results: Sequence[Any], files: Sequence[Path],
         if not store.run_exists(run_id):
             raise SpecError("--mlflow-run", f"no MLflow run {run_id!r} in {store.uri}")
         now = int(time.time() * 1000)
-        points = [(f"test/{r.head}/{k}", float(v), step, now) for r in results for k, v in r.metrics.items()
-                  if math.isfinite(v)]
+        points = [(names.metric_on_test(r.head, k), float(v), step, now) for r in results
+                  for k, v in r.metrics.items() if math.isfinite(v)]
         store.log_metrics(run_id, points)
         for f in files:
             sub = "test/plots" if f.suffix == ".png" else "test"

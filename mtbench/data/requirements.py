@@ -6,6 +6,7 @@ reports, per set, whether each one was found (``find_<key>``), like DeePMD-kit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 
@@ -37,17 +38,31 @@ class LabelRequirement:
             object.__setattr__(self, "type_sel", tuple(int(t) for t in self.type_sel))
 
 
-# key -> (ndof, atomic, default) of the labels DeePMD-kit knows by name.
-_STANDARD: dict[str, tuple[int, bool, float]] = {
-    "energy": (1, False, 0.0),
-    "force": (3, True, 0.0),
-    "virial": (9, False, 0.0),
-    "atom_ener": (1, True, 0.0),
-    "atom_pref": (1, True, 1.0),
-    "dipole": (3, False, 0.0),
-    "atomic_dipole": (3, True, 0.0),
-    "polarizability": (9, False, 0.0),
-    "atomic_polarizability": (9, True, 0.0),
+@dataclass(frozen=True)
+class TensorLabels:
+    """The label files of a tensor head kind: the global (per-frame) tensor and the atomic one."""
+
+    kind: str  # head kind / fitting type: dipole | polar
+    global_key: str
+    atomic_key: str
+    ndof: int
+
+    def requirements(self, sel_type: Sequence[int] | None, *, global_: bool = True,
+                     atomic: bool = True) -> list[LabelRequirement]:
+        """The global label and/or the atomic one (over ``sel_type`` atoms), both optional."""
+        req = []
+        if global_:
+            req.append(LabelRequirement(self.global_key, self.ndof, atomic=False))
+        if atomic:
+            req.append(LabelRequirement(self.atomic_key, self.ndof, atomic=True,
+                                        type_sel=None if sel_type is None else tuple(sel_type)))
+        return req
+
+
+#: The one list of tensor label names, by head kind (DeePMD-kit's file names).
+TENSOR_LABELS: dict[str, TensorLabels] = {
+    t.kind: t for t in (TensorLabels("dipole", "dipole", "atomic_dipole", 3),
+                        TensorLabels("polar", "polarizability", "atomic_polarizability", 9))
 }
 
 ENERGY = LabelRequirement("energy", 1, atomic=False)
@@ -55,10 +70,17 @@ FORCE = LabelRequirement("force", 3, atomic=True)
 VIRIAL = LabelRequirement("virial", 9, atomic=False)
 ATOM_ENER = LabelRequirement("atom_ener", 1, atomic=True)
 ATOM_PREF = LabelRequirement("atom_pref", 1, atomic=True, default=1.0)
-DIPOLE = LabelRequirement("dipole", 3, atomic=False)
-ATOMIC_DIPOLE = LabelRequirement("atomic_dipole", 3, atomic=True)
-POLARIZABILITY = LabelRequirement("polarizability", 9, atomic=False)
-ATOMIC_POLARIZABILITY = LabelRequirement("atomic_polarizability", 9, atomic=True)
+DIPOLE, ATOMIC_DIPOLE = TENSOR_LABELS["dipole"].requirements(None)
+POLARIZABILITY, ATOMIC_POLARIZABILITY = TENSOR_LABELS["polar"].requirements(None)
+
+ENERGY_LABELS: tuple[LabelRequirement, ...] = (ENERGY, FORCE, VIRIAL)
+"""What an energy head predicts and a test compares with (plus ``atom_ener`` for atomic tests)."""
+
+# The labels DeePMD-kit knows by name.
+_STANDARD: dict[str, LabelRequirement] = {
+    r.key: r for r in (ENERGY, FORCE, VIRIAL, ATOM_ENER, ATOM_PREF, DIPOLE, ATOMIC_DIPOLE, POLARIZABILITY,
+                       ATOMIC_POLARIZABILITY)
+}
 
 
 def standard_requirement(
@@ -82,15 +104,31 @@ def standard_requirement(
         )
     if key not in _STANDARD:
         raise ValueError(f"unknown label {key!r}; known: {sorted(_STANDARD) + ['aparam', 'fparam']}")
-    std_ndof, atomic, std_default = _STANDARD[key]
-    req = LabelRequirement(
-        key,
-        std_ndof if ndof is None else ndof,
-        atomic=atomic,
-        must=must,
-        default=std_default if default is None else default,
-        type_sel=None if type_sel is None else tuple(type_sel),
-    )
+    std = _STANDARD[key]
+    return replace(std, ndof=std.ndof if ndof is None else ndof, must=must,
+                   default=std.default if default is None else default,
+                   type_sel=None if type_sel is None else tuple(type_sel))
+
+
+def head_labels(kind: str, *, sel_type: Sequence[int] | None = None,
+                atom_ener: bool = False) -> list[LabelRequirement]:
+    """Every label a head of ``kind`` (ener, dipole, polar) can be compared with, all optional."""
+    if kind == "ener":
+        return [*ENERGY_LABELS, *([ATOM_ENER] if atom_ener else [])]
+    return TENSOR_LABELS[kind].requirements(sel_type)
+
+
+def label_requirements(labels: Iterable[LabelRequirement], *, numb_fparam: int = 0,
+                       numb_aparam: int = 0) -> list[LabelRequirement]:
+    """What a task's data must be read with: ``labels`` plus the frame/atomic parameters its head takes.
+
+    Training passes its loss's labels, evaluation :func:`head_labels`; both add ``fparam``/``aparam`` here.
+    """
+    req = list(labels)
+    if numb_fparam:
+        req.append(standard_requirement("fparam", ndof=int(numb_fparam)))
+    if numb_aparam:
+        req.append(standard_requirement("aparam", ndof=int(numb_aparam)))
     return req
 
 

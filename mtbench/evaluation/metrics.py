@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from mtbench.data.requirements import LabelRequirement
+from mtbench.data.requirements import TENSOR_LABELS, LabelRequirement, head_labels, label_requirements
 from mtbench.data.system import DeepmdSystem, expand_systems, load_systems
 from mtbench.errors import DataError, SpecError
 from mtbench.inference.predictor import HeadPredictor, as_model, check_head, head_sel_type
 
-TENSOR_LABELS = {"dipole": ("dipole", "atomic_dipole", 3), "polar": ("polarizability", "atomic_polarizability", 9)}
 TENSOR_COMPONENTS = {"dipole": ("x", "y", "z"),
                      "polar": ("pxx", "pxy", "pxz", "pyx", "pyy", "pyz", "pzx", "pzy", "pzz")}
 PER_SYSTEM_ONLY = ("mae_ae", "rmse_ae", "rmse_sqrtn", "rmse_n")  # as dp test: not in the run-level average
@@ -54,23 +53,12 @@ def metric_key(stat: str, suffix: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ data
-def label_requirements(model: Any, head: str, *, atomic: bool = False) -> list[LabelRequirement]:
+def head_requirements(model: Any, head: str, *, atomic: bool = False) -> list[LabelRequirement]:
     """Labels a test of ``head`` reads (all optional, except fparam/aparam the head needs)."""
     h = model.heads[head]
-    if h.kind == "ener":
-        req = [LabelRequirement("energy", 1, atomic=False), LabelRequirement("force", 3, atomic=True),
-               LabelRequirement("virial", 9, atomic=False)]
-        if atomic:
-            req.append(LabelRequirement("atom_ener", 1, atomic=True))
-    else:
-        glob, atom, ndof = TENSOR_LABELS[h.kind]
-        req = [LabelRequirement(glob, ndof, atomic=False),
-               LabelRequirement(atom, ndof, atomic=True, type_sel=tuple(head_sel_type(model, head)))]
-    if h.fitting.numb_fparam:
-        req.append(LabelRequirement("fparam", int(h.fitting.numb_fparam), atomic=False, must=True))
-    if h.fitting.numb_aparam:
-        req.append(LabelRequirement("aparam", int(h.fitting.numb_aparam), atomic=True, must=True))
-    return req
+    sel_type = None if h.kind == "ener" else head_sel_type(model, head)
+    return label_requirements(head_labels(h.kind, sel_type=sel_type, atom_ener=atomic),
+                              numb_fparam=int(h.fitting.numb_fparam), numb_aparam=int(h.fitting.numb_aparam))
 
 
 def system_paths(systems: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -159,7 +147,7 @@ class HeadEvaluation:
                 if s.found.get("atom_ener"):
                     add("atom_energy", s.ref["atom_energy"], s.pred["atom_energy"])
             else:
-                glob, atom, _ = TENSOR_LABELS[self.kind]
+                glob, atom = TENSOR_LABELS[self.kind].global_key, TENSOR_LABELS[self.kind].atomic_key
                 if s.found.get(glob) or s.found.get(f"{glob}_from_atomic"):
                     add(glob, s.ref[glob], s.pred[glob])
                 if s.found.get(atom):
@@ -237,7 +225,7 @@ def evaluate_system(predictor: HeadPredictor, system: DeepmdSystem, *, nframes: 
                     atomic: bool = False, sel_type: Sequence[int] = (), label: str | None = None,
                     rng: np.random.Generator | None = None,
                     chunk_atoms: int = DEFAULT_CHUNK_ATOMS) -> SystemEvaluation:
-    """Predictions and errors of one head on one system loaded with :func:`label_requirements`."""
+    """Predictions and errors of one head on one system loaded with :func:`head_requirements`."""
     frames = _frame_indices(system, nframes, rng)
     if frames.size == 0:
         raise DataError(system.path, "holds no frames to test")
@@ -285,7 +273,7 @@ def _energy_errors(r: SystemEvaluation, system: DeepmdSystem, frames: np.ndarray
 
 def _tensor_errors(r: SystemEvaluation, system: DeepmdSystem, frames: np.ndarray, out: Mapping[str, np.ndarray],
                    kind: str, sel_type: Sequence[int]) -> None:
-    glob, atom, _ = TENSOR_LABELS[kind]
+    glob, atom = TENSOR_LABELS[kind].global_key, TENSOR_LABELS[kind].atomic_key
     file_types = _to_file_order(system.atype[None], system.idx_map)[0]
     sel_mask = np.isin(file_types, list(sel_type))
     r.nsel = int(sel_mask.sum())
@@ -315,7 +303,7 @@ def evaluate(model: Any, task: str, systems: Any, nframes: int | None = None, *,
              shuffle_seed: int | None = None, loader: SystemLoader | None = None,
              predictor: HeadPredictor | None = None, chunk_atoms: int = DEFAULT_CHUNK_ATOMS) -> HeadEvaluation:
     """Evaluate head ``task`` of ``model`` on ``systems`` (paths, ``builtin:`` names, folders holding systems, or
-    :class:`DeepmdSystem` objects loaded with :func:`label_requirements`); the first ``nframes`` frames of each
+    :class:`DeepmdSystem` objects loaded with :func:`head_requirements`); the first ``nframes`` frames of each
     system (all when None), shuffled first with ``shuffle_seed``. Returns DeePMD-weighted metrics and per-frame
     arrays (:class:`HeadEvaluation`).
     """
@@ -324,7 +312,7 @@ def evaluate(model: Any, task: str, systems: Any, nframes: int | None = None, *,
     predictor = predictor or HeadPredictor(mt, task, compiled=False)
     sel_type = head_sel_type(mt, task) if mt.heads[task].kind != "ener" else []
     loader = loader or SystemLoader(mt.type_map)
-    req = label_requirements(mt, task, atomic=atomic)
+    req = head_requirements(mt, task, atomic=atomic)
     items = [systems] if isinstance(systems, (str, os.PathLike, DeepmdSystem)) else list(systems)
     loaded: list[DeepmdSystem] = []
     for item in items:
@@ -385,7 +373,7 @@ def write_detail_files(result: HeadEvaluation, prefix: str | Path, *, atomic: bo
                 _savetxt(path, data, header, append)
                 written[path] = None
         return list(written)
-    glob, atom, _ = TENSOR_LABELS[result.kind]
+    glob, atom = TENSOR_LABELS[result.kind].global_key, TENSOR_LABELS[result.kind].atomic_key
     comps = TENSOR_COMPONENTS[result.kind]
     group = 0
     for s in result.systems:

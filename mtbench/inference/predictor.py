@@ -50,6 +50,8 @@ class HeadPredictor:
     def __init__(self, model: Any, head: str, *, do_force: bool = True, compiled: bool = True) -> None:
         import tensorflow as tf
 
+        from mtbench.model.inputs import INFERENCE_SHIFT_DTYPE, model_input_signature
+
         self.model = as_model(model)
         self.head = check_head(self.model, head)
         self.kind = self.model.heads[head].kind
@@ -57,34 +59,24 @@ class HeadPredictor:
         fitting = self.model.heads[head].fitting
         self.numb_fparam, self.numb_aparam = int(fitting.numb_fparam), int(fitting.numb_aparam)
         self.do_force = do_force
-        sig: dict[str, Any] = {"coord": tf.TensorSpec([None, None, 3], tf.float64),
-                               "box": tf.TensorSpec([None, 3, 3], tf.float64),
-                               "atype": tf.TensorSpec([None, None], tf.int32)}
-        for k, spec in enumerate(self.nspecs):
-            sig[f"idx_{k}"] = tf.TensorSpec([None, None, spec.nnei], tf.int32)
-            sig[f"shift_{k}"] = tf.TensorSpec([None, None, spec.nnei, 3], tf.int32)
-        if self.numb_fparam:
-            sig["fparam"] = tf.TensorSpec([None, self.numb_fparam], tf.float64)
-        if self.numb_aparam:
-            sig["aparam"] = tf.TensorSpec([None, None, self.numb_aparam], tf.float64)
+        sig = model_input_signature(self.nspecs, self.numb_fparam, self.numb_aparam, shift_dtype=INFERENCE_SHIFT_DTYPE)
         self._fn = tf.function(self._run, input_signature=[sig]) if compiled else self._run
 
     def _run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        nlists = {spec: (inputs[f"idx_{k}"], inputs[f"shift_{k}"]) for k, spec in enumerate(self.nspecs)}
-        return self.model.predict(self.head, inputs["coord"], inputs["box"], inputs["atype"], nlists,
-                                  inputs.get("fparam"), inputs.get("aparam"), do_force=self.do_force)
+        from mtbench.model.inputs import predict_inputs
+
+        return predict_inputs(self.model, self.head, inputs, self.nspecs, do_force=self.do_force)
 
     def __call__(self, coord: np.ndarray, box: np.ndarray, atype: np.ndarray,
                  nlists: Mapping[Any, tuple[np.ndarray, np.ndarray]], fparam: np.ndarray | None = None,
                  aparam: np.ndarray | None = None) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
+        from mtbench.model.inputs import INFERENCE_SHIFT_DTYPE, nlist_tensors
+
         inputs: dict[str, Any] = {"coord": tf.constant(coord, tf.float64), "box": tf.constant(box, tf.float64),
-                                  "atype": tf.constant(atype, tf.int32)}
-        for k, spec in enumerate(self.nspecs):
-            idx, shift = nlists[spec]
-            inputs[f"idx_{k}"] = tf.constant(idx, tf.int32)
-            inputs[f"shift_{k}"] = tf.constant(np.asarray(shift, np.int32), tf.int32)
+                                  "atype": tf.constant(atype, tf.int32),
+                                  **nlist_tensors(nlists, self.nspecs, INFERENCE_SHIFT_DTYPE)}
         if self.numb_fparam:
             if fparam is None:
                 raise SpecError("fparam", f"head {self.head!r} needs {self.numb_fparam} frame parameters (fparam)")

@@ -27,6 +27,11 @@ class Loss:
     type_name: ClassVar[str] = ""
     metric_names: tuple[str, ...] = ("rmse",)
 
+    @classmethod
+    def reported_metrics(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """The ``metric_names`` a loss built from ``config`` reports, without building it."""
+        return cls.metric_names
+
     def requirements(self) -> list[LabelRequirement]:
         raise NotImplementedError
 
@@ -36,8 +41,17 @@ class Loss:
         raise NotImplementedError
 
 
-def build_loss(config: Mapping[str, Any], fitting: Mapping[str, Any], ntypes: int) -> Loss:
+def loss_class(config: Mapping[str, Any]) -> type[Loss]:
     kind = config.get("type", "ener")
     if kind not in LOSSES:
         raise KeyError(f"unknown loss type {kind!r}; known: {sorted(LOSSES)}")
-    return LOSSES[kind].from_config(config, fitting, ntypes)
+    return LOSSES[kind]
+
+
+def build_loss(config: Mapping[str, Any], fitting: Mapping[str, Any], ntypes: int) -> Loss:
+    return loss_class(config).from_config(config, fitting, ntypes)
+
+
+def reported_metrics(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The lcurve metrics (``rmse`` first) a task with loss section ``config`` reports."""
+    return loss_class(config).reported_metrics(config)

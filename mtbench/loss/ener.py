@@ -11,10 +11,28 @@ from typing import Any
 
 import tensorflow as tf
 
-from mtbench.data.requirements import LabelRequirement
+from mtbench.data.requirements import ATOM_ENER, ATOM_PREF, ENERGY, FORCE, VIRIAL, LabelRequirement
 from mtbench.loss.base import Loss, register_loss
+from mtbench.spec.registry import LOSS_ENER
+from mtbench.tracking.names import ENERGY_METRICS
 
 TERMS = ("e", "f", "v", "ae", "pf")
+LABEL_OF = {"e": ENERGY, "f": FORCE, "v": VIRIAL, "ae": ATOM_ENER, "pf": ATOM_PREF}
+
+
+def _prefs(config: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """(start, limit) prefactor per term; defaults from the spec registry (DeePMD-kit's)."""
+    out = {}
+    for t in TERMS:
+        start, limit = f"start_pref_{t}", f"limit_pref_{t}"
+        out[t] = (float(config.get(start, LOSS_ENER[start].default)),
+                  float(config.get(limit, LOSS_ENER[limit].default)))
+    return out
+
+
+def _metric_names(has: Mapping[str, bool]) -> tuple[str, ...]:
+    """``rmse`` and ``rmse_<term>`` of the terms with a nonzero prefactor, in lcurve column order."""
+    return tuple(m for m in ENERGY_METRICS if m == "rmse" or has[m.removeprefix("rmse_")])
 
 
 @register_loss("ener")
@@ -23,28 +41,28 @@ class EnerLoss(Loss):
         self.prefs = {t: (float(prefs[t][0]), float(prefs[t][1])) for t in TERMS}
         self.has = {t: self.prefs[t][0] != 0.0 or self.prefs[t][1] != 0.0 for t in TERMS}
         self.relative_f = relative_f
-        names = ["rmse"] + [f"rmse_{t}" for t in TERMS if self.has[t]]
-        self.metric_names = tuple(names)
+        self.metric_names = _metric_names(self.has)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], fitting: Mapping[str, Any], ntypes: int) -> "EnerLoss":
-        defaults = {"e": (0.02, 1.0), "f": (1000.0, 1.0), "v": (0.0, 0.0), "ae": (0.0, 0.0), "pf": (0.0, 0.0)}
-        prefs = {t: (config.get(f"start_pref_{t}", defaults[t][0]), config.get(f"limit_pref_{t}", defaults[t][1]))
-                 for t in TERMS}
-        return cls(prefs, config.get("relative_f"))
+        return cls(_prefs(config), config.get("relative_f"))
+
+    @classmethod
+    def reported_metrics(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
+        return _metric_names({t: start != 0.0 or limit != 0.0 for t, (start, limit) in _prefs(config).items()})
 
     def requirements(self) -> list[LabelRequirement]:
         req = []
         if self.has["e"]:
-            req.append(LabelRequirement("energy", 1, atomic=False))
+            req.append(ENERGY)
         if self.has["f"] or self.has["pf"]:
-            req.append(LabelRequirement("force", 3, atomic=True))
+            req.append(FORCE)
         if self.has["v"]:
-            req.append(LabelRequirement("virial", 9, atomic=False))
+            req.append(VIRIAL)
         if self.has["ae"]:
-            req.append(LabelRequirement("atom_ener", 1, atomic=True))
+            req.append(ATOM_ENER)
         if self.has["pf"]:
-            req.append(LabelRequirement("atom_pref", 1, atomic=True, default=1.0))
+            req.append(ATOM_PREF)
         return req
 
     def _pref(self, term: str, lr_ratio: tf.Tensor) -> tf.Tensor:
@@ -62,7 +80,7 @@ class EnerLoss(Loss):
 
         def add(term: str, l2: tf.Tensor, norm: tf.Tensor | float, rmse_scale: tf.Tensor | float) -> None:
             nonlocal loss
-            find = tf.cast(batch[f"find_{LABEL_OF[term]}"], tf.float64)
+            find = tf.cast(batch[f"find_{LABEL_OF[term].key}"], tf.float64)
             loss = loss + self._pref(term, lr_ratio) * find * l2 * norm
             metrics[f"rmse_{term}"] = tf.where(find > 0, tf.sqrt(l2) * rmse_scale, nan)
 
@@ -87,6 +105,3 @@ class EnerLoss(Loss):
             add("ae", tf.reduce_mean(da * da), 1.0, 1.0)
         metrics = {"rmse": tf.sqrt(loss), **metrics}
         return loss, metrics
-
-
-LABEL_OF = {"e": "energy", "f": "force", "v": "virial", "ae": "atom_ener", "pf": "atom_pref"}

@@ -11,19 +11,19 @@ from typing import Any
 
 import tensorflow as tf
 
-from mtbench.data.requirements import LabelRequirement
+from mtbench.data.requirements import TENSOR_LABELS, LabelRequirement
 from mtbench.loss.base import Loss, register_loss
-
-LABELS = {"dipole": ("atomic_dipole", "dipole", 3), "polar": ("atomic_polarizability", "polarizability", 9)}
+from mtbench.tracking.names import TENSOR_METRICS
 
 
 @register_loss("tensor")
 class TensorLoss(Loss):
-    metric_names = ("rmse", "rmse_lc", "rmse_gl")
+    metric_names = TENSOR_METRICS
 
     def __init__(self, kind: str, pref: float, pref_atomic: float, sel_type: list[int]) -> None:
         self.kind = kind
-        self.atomic_key, self.global_key, self.ndof = LABELS[kind]
+        self.labels = TENSOR_LABELS[kind]
+        self.atomic_key, self.global_key, self.ndof = self.labels.atomic_key, self.labels.global_key, self.labels.ndof
         self.pref, self.pref_atomic = float(pref), float(pref_atomic)
         self.sel_type = list(sel_type)
 
@@ -35,12 +35,7 @@ class TensorLoss(Loss):
         return cls(kind, config.get("pref", 1.0), config.get("pref_atomic", 1.0), sel_type)
 
     def requirements(self) -> list[LabelRequirement]:
-        req = []
-        if self.pref_atomic > 0:
-            req.append(LabelRequirement(self.atomic_key, self.ndof, atomic=True, type_sel=tuple(self.sel_type)))
-        if self.pref > 0:
-            req.append(LabelRequirement(self.global_key, self.ndof, atomic=False))
-        return req
+        return self.labels.requirements(self.sel_type, global_=self.pref > 0, atomic=self.pref_atomic > 0)
 
     def __call__(self, pred: Mapping[str, tf.Tensor], batch: Mapping[str, tf.Tensor],
                  lr_ratio: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:

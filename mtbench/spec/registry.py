@@ -135,13 +135,16 @@ SE_ATTEN: Schema = {
 SE_ATTEN_V2: Schema = {**_ATTEN_COMMON, "set_davg_zero": _o(False, "bool")}
 HYBRID: Schema = {"list": _o(REQUIRED, "list", doc="sub-descriptor dicts")}
 
+# The one list of descriptor and fitting types: the model classes register against these canonical names
+# (mtbench.model.descriptor.base.register_descriptor, mtbench.model.fitting.base.register_fitting) and resolve
+# aliases here. Aliases are DeePMD-kit's (deepmd/utils/argcheck.py, v3.2); one tuple per entry.
 DESCRIPTORS: dict[str, TypeEntry] = {
     e.name: e
     for e in (
         TypeEntry("se_e2_a", SE_E2_A, aliases=("se_a",), rot_mat=True, doc="two-body smooth edition, angular"),
         TypeEntry("se_e2_r", SE_E2_R, aliases=("se_r",), doc="two-body smooth edition, radial only"),
         TypeEntry("se_e3", SE_E3, aliases=("se_at", "se_a_3be", "se_t"), doc="three-body embedding"),
-        TypeEntry("se_atten", SE_ATTEN, rot_mat=True, mixed_types=True, doc="DPA-1 attention"),
+        TypeEntry("se_atten", SE_ATTEN, aliases=("dpa1",), rot_mat=True, mixed_types=True, doc="DPA-1 attention"),
         TypeEntry("se_atten_v2", SE_ATTEN_V2, rot_mat=True, mixed_types=True, doc="DPA-1, stripped+smooth"),
         TypeEntry("hybrid", HYBRID, doc="concatenation of sub-descriptors"),
     )

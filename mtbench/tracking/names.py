@@ -8,6 +8,8 @@ so every producer (trainer, evaluator) builds names here and nowhere else. Layou
     test/<head>/<metric>             ``python -m mtbench.test`` on a frozen head (per run)
     sampling/<task>/count            how often the task was drawn so far
     sampling/<task>/fraction         count / total steps so far
+    sampling/<task>/probability      the probability the sampler was asked for (step 0)
+    best/<task>/<metric>             the best validation value, on the metric that ranks the task (end of run)
     lr                               learning rate
     time/step_s                      wall time per training step (seconds)
     data/<task>/max_neighbors/<type> largest neighbour count seen for an atom type
@@ -26,6 +28,7 @@ TRAIN = "train"
 VAL = "val"
 TEST = "test"
 SAMPLING = "sampling"
+BEST = "best"
 DATA = "data"
 GRAD = "grad"
 
@@ -77,6 +80,16 @@ def sampling_fraction(task: str) -> str:
     return f"{SAMPLING}/{_component(task, 'task name')}/fraction"
 
 
+def sampling_probability(task: str) -> str:
+    """``sampling/<task>/probability``."""
+    return f"{SAMPLING}/{_component(task, 'task name')}/probability"
+
+
+def best_metric(task: str, metric: str) -> str:
+    """``best/<task>/<metric>``."""
+    return f"{BEST}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+
+
 def max_neighbors(task: str, atom_type: str) -> str:
     """``data/<task>/max_neighbors/<type>``."""
     task, atom_type = _component(task, "task name"), _component(atom_type, "atom type")
@@ -106,7 +119,7 @@ def from_lcurve_column(task: str, column: str) -> str:
 
 
 class MetricName(NamedTuple):
-    """A parsed per-task metric name: ``group`` is train/val/sampling/data/grad."""
+    """A parsed per-task metric name: ``group`` is train/val/test/sampling/best/data/grad."""
 
     group: str
     task: str
@@ -115,9 +128,9 @@ class MetricName(NamedTuple):
 
 def parse_metric_name(name: str) -> MetricName | None:
     """Split ``<group>/<task>/<metric...>`` into its parts (group: train, val, test, sampling,
-    data, grad); ``None`` for global names (``lr``, ``time/step_s``, ``grad/cos/...``)."""
+    best, data, grad); ``None`` for global names (``lr``, ``time/step_s``, ``grad/cos/...``)."""
     parts = name.split("/", 2)
-    if len(parts) != 3 or parts[0] not in (TRAIN, VAL, TEST, SAMPLING, DATA, GRAD):
+    if len(parts) != 3 or parts[0] not in (TRAIN, VAL, TEST, SAMPLING, BEST, DATA, GRAD):
         return None
     if parts[0] == GRAD and parts[1] == "cos":
         return None

@@ -2,26 +2,42 @@
 
 The total ``rmse`` of an energy task mixes terms whose prefactors follow the learning rate, so it is not comparable
 across steps; the force RMSE (else the energy RMSE per atom) is. Tensor losses have constant prefactors: ``rmse``.
+
+:func:`ranking_metric` is the one rule for "which metric ranks a task": the trainer's best checkpoint uses it, and
+so does the sweep comparison (``mtbench.sweeps``), which may import this module (it loads no TensorFlow).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from mtbench.spec.tasks import TaskSpec
 
+RANKING_ORDER: tuple[str, ...] = ("rmse_f", "rmse_e", "rmse")
+"""Preferred ranking metrics, best first: the first one a task reports ranks it."""
+
+
+def ranking_metric(reported: Iterable[str]) -> str:
+    """The metric that ranks a task reporting the validation metrics ``reported`` (lcurve names, ``rmse`` first).
+
+    The first of :data:`RANKING_ORDER` present, else the first reported, else ``rmse``.
+    """
+    names = list(reported)
+    for m in RANKING_ORDER:
+        if m in names:
+            return m
+    return names[0] if names else "rmse"
+
 
 def best_metric_name(task: TaskSpec) -> str:
-    if task.fitting_net.get("type", "ener") != "ener":
-        return "rmse"
-    loss = task.loss
-    if loss.get("start_pref_f", 1000) or loss.get("limit_pref_f", 1):
-        return "rmse_f"
-    return "rmse_e"
+    """The metric that ranks ``task``'s checkpoints: :func:`ranking_metric` of what its loss reports."""
+    from mtbench.loss import reported_metrics  # TensorFlow: only the trainer calls this
+
+    return ranking_metric(reported_metrics(task.loss))
 
 
 class BestTracker:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from mtbench.tracking import names
+
 
 class GradientWindow:
     """Running sum of one task's descriptor gradients (and of their norms) since the last display."""
@@ -38,10 +40,10 @@ def gradient_diagnostics(windows: Mapping[str, GradientWindow]) -> dict[str, flo
     out: dict[str, float] = {}
     for name, w in windows.items():
         if w.n:
-            out[f"grad/{name}/norm"] = w.norm_sum / w.n
+            out[names.grad_norm(name)] = w.norm_sum / w.n
     for (a, wa), (b, wb) in itertools.combinations(sorted(windows.items()), 2):
         if wa.n and wb.n:
             na, nb = np.sqrt(np.add.reduce(wa.total ** 2)), np.sqrt(np.add.reduce(wb.total ** 2))
             if na > 0 and nb > 0:
-                out[f"grad/cos/{a}__{b}"] = float(np.add.reduce(wa.total * wb.total) / (na * nb))
+                out[names.grad_cos(a, b)] = float(np.add.reduce(wa.total * wb.total) / (na * nb))
     return out

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mtbench.data.requirements import TENSOR_LABELS
 from mtbench.model.descriptor import NeighborSpec
 from mtbench.model.multitask import MultiTaskModel
 from mtbench.model.stats import energy_bias, param_stats, polar_diag_shift, type_counts
@@ -65,11 +66,12 @@ def head_statistics(model: MultiTaskModel, task: str, batches: list[list[dict]])
             head.out_bias.assign(bias.reshape(1, ntypes, 1))
     if head.kind == "polar" and fitting.shift_diag:
         atomic_rows, global_rows = [], []
+        labels = TENSOR_LABELS["polar"]
         for b in flat:
-            if float(b.get("find_atomic_polarizability", 0.0)) > 0:
-                atomic_rows.append((b["atype"][0], b["atomic_polarizability"][0]))
-            elif float(b.get("find_polarizability", 0.0)) > 0:
-                global_rows.append((b["atype"][0], b["polarizability"][0]))
+            if float(b.get(f"find_{labels.atomic_key}", 0.0)) > 0:
+                atomic_rows.append((b["atype"][0], b[labels.atomic_key][0]))
+            elif float(b.get(f"find_{labels.global_key}", 0.0)) > 0:
+                global_rows.append((b["atype"][0], b[labels.global_key][0]))
         fitting.constant_matrix.assign(polar_diag_shift(atomic_rows, global_rows, ntypes, fitting.sel_type,
                                                         fitting.rcond))
     if fitting.numb_fparam > 0:

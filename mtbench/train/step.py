@@ -16,40 +16,26 @@ import tensorflow as tf
 from mtbench.data.requirements import LabelRequirement
 from mtbench.loss import Loss
 from mtbench.model.descriptor import NeighborSpec
+from mtbench.model.inputs import TRAIN_SHIFT_DTYPE, model_input_signature, nlist_tensors, predict_inputs, shift_key
 from mtbench.model.multitask import MultiTaskModel
 from mtbench.train.optimizer import Adam
 
 
 def batch_signature(requirements: Sequence[LabelRequirement], nspecs: Sequence[NeighborSpec],
                     numb_fparam: int = 0, numb_aparam: int = 0) -> dict[str, tf.TensorSpec]:
-    sig: dict[str, tf.TensorSpec] = {
-        "coord": tf.TensorSpec([None, None, 3], tf.float64),
-        "box": tf.TensorSpec([None, 3, 3], tf.float64),
-        "atype": tf.TensorSpec([None, None], tf.int32),
-    }
-    for k, spec in enumerate(nspecs):
-        nnei = sum(spec.sel)
-        sig[f"idx_{k}"] = tf.TensorSpec([None, None, nnei], tf.int32)
-        sig[f"shift_{k}"] = tf.TensorSpec([None, None, nnei, 3], tf.int8)
+    """The model inputs (:func:`~mtbench.model.inputs.model_input_signature`, compact int8 shifts) and the labels."""
+    sig = model_input_signature(nspecs, numb_fparam, numb_aparam, shift_dtype=TRAIN_SHIFT_DTYPE)
     for req in requirements:
         shape = [None, None, req.ndof] if req.atomic else [None, req.ndof]
         sig[req.key] = tf.TensorSpec(shape, tf.float64)
         sig[f"find_{req.key}"] = tf.TensorSpec([], tf.float64)
-    if numb_fparam:
-        sig["fparam"] = tf.TensorSpec([None, numb_fparam], tf.float64)
-    if numb_aparam:
-        sig["aparam"] = tf.TensorSpec([None, None, numb_aparam], tf.float64)
     return sig
 
 
 def to_inputs(batch: Mapping[str, Any], signature: Mapping[str, tf.TensorSpec],
               nspecs: Sequence[NeighborSpec]) -> dict[str, tf.Tensor]:
     """Numpy batch from the data layer -> the tensors of ``signature`` (same keys, dtypes and ranks)."""
-    out: dict[str, tf.Tensor] = {}
-    for k, spec in enumerate(nspecs):
-        idx, shift = batch["nlist"][spec]
-        out[f"idx_{k}"] = tf.convert_to_tensor(idx, tf.int32)
-        out[f"shift_{k}"] = tf.convert_to_tensor(shift, tf.int8)
+    out = nlist_tensors(batch["nlist"], nspecs, signature[shift_key(0)].dtype) if nspecs else {}
     for key, ts in signature.items():
         if key in out:
             continue
@@ -82,9 +68,7 @@ class TaskSteps:
                                 jit_compile=jit_compile, autograph=False)
 
     def _predict(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        nlists = {spec: (batch[f"idx_{k}"], batch[f"shift_{k}"]) for k, spec in enumerate(self.nspecs)}
-        return self.model.predict(self.task, batch["coord"], batch["box"], batch["atype"], nlists,
-                                  batch.get("fparam"), batch.get("aparam"), do_force=self.need_force)
+        return predict_inputs(self.model, self.task, batch, self.nspecs, do_force=self.need_force)
 
     def _train(self, batch: Mapping[str, tf.Tensor], lr: tf.Tensor, lr_ratio: tf.Tensor):
         self.trace_counts["train"] += 1

@@ -19,12 +19,13 @@ import numpy as np
 import tensorflow as tf
 
 from mtbench.data.dataset import TaskDataset
-from mtbench.data.requirements import LabelRequirement
+from mtbench.data.requirements import LabelRequirement, label_requirements
 from mtbench.errors import SpecError
 from mtbench.loss import Loss, build_loss
 from mtbench.model.multitask import MultiTaskModel
 from mtbench.spec.paths import resolve_system_path
 from mtbench.spec.tasks import TaskSpec, task_view
+from mtbench.tracking import names
 from mtbench.train import statistics
 from mtbench.train.best import BestTracker, best_metric_name
 from mtbench.train.checkpoint import load_checkpoint, save_checkpoint
@@ -66,17 +67,6 @@ def _systems(data_cfg: Mapping[str, Any], base_dir: Path | None) -> list[str]:
     if isinstance(systems, str):
         systems = [systems]
     return [resolve_system_path(s, base_dir) for s in systems]
-
-
-def label_requirements(task: TaskSpec, loss: Loss) -> list[LabelRequirement]:
-    req = list(loss.requirements())
-    nf = int(task.fitting_net.get("numb_fparam", 0) or 0)
-    na = int(task.fitting_net.get("numb_aparam", 0) or 0)
-    if nf:
-        req.append(LabelRequirement("fparam", nf, atomic=False, must=True))
-    if na:
-        req.append(LabelRequirement("aparam", na, atomic=True, must=True))
-    return req
 
 
 def check_labels(task: TaskSpec, requirements: list[LabelRequirement], data: TaskDataset, which: str) -> None:
@@ -137,7 +127,8 @@ class Trainer:
         ntypes = len(self.type_map)
         for k, (name, ts) in enumerate(self.tasks.items()):
             loss = build_loss(ts.loss, ts.fitting_net, ntypes)
-            req = label_requirements(ts, loss)
+            req = label_requirements(loss.requirements(), numb_fparam=int(ts.fitting_net.get("numb_fparam", 0) or 0),
+                                     numb_aparam=int(ts.fitting_net.get("numb_aparam", 0) or 0))
             key = f"training.data_dict.{name}" if "data_dict" in self.spec["training"] else "training"
             tcfg = ts.training_data
             train_data = TaskDataset(_systems(tcfg, self.base_dir), self.type_map, req,
@@ -291,7 +282,7 @@ class Trainer:
         for w in writers.values():
             w.close()
         if self.tracker is not None and self.best.best:
-            self.tracker.log_metrics({f"best/{t}/{b['metric']}": b["value"] for t, b in self.best.best.items()},
+            self.tracker.log_metrics({names.best_metric(t, b["metric"]): b["value"] for t, b in self.best.best.items()},
                                      step=self.step)
             self.tracker.set_tags({f"best.{t}": f"{b['metric']}={b['value']:.4g} at step {b['step']}"
                                    for t, b in self.best.best.items()})
@@ -312,13 +303,14 @@ class Trainer:
             final[name] = {"val": val, "trn": trn}
             self.history[name].append({"step": self.step, **{f"val_{k}": v for k, v in val.items()}})
             for k, v in val.items():
-                metrics[f"val/{name}/{k}"] = v
+                metrics[names.val_metric(name, k)] = v
             for k, v in trn.items():
-                metrics[f"train/{name}/{k}"] = v
-            metrics[f"sampling/{name}/count"] = float(self.sampler.counts[name])
-            metrics[f"sampling/{name}/fraction"] = self.sampler.fractions()[name]
+                metrics[names.train_metric(name, k)] = v
+            metrics[names.sampling_count(name)] = float(self.sampler.counts[name])
+            metrics[names.sampling_fraction(name)] = self.sampler.fractions()[name]
             if self.step == 0:
-                metrics[f"sampling/{name}/probability"] = float(self.sampler.requested[self.sampler.tasks.index(name)])
+                metrics[names.sampling_probability(name)] = float(
+                    self.sampler.requested[self.sampler.tasks.index(name)])
             progress.set_val(name, val.get("rmse", float("nan")))
         if self.diagnostics.get("grad_cosine", True):
             metrics.update(gradient_diagnostics({n: rt.grad for n, rt in self.runtime.items()}))
@@ -326,9 +318,9 @@ class Trainer:
             rt.grad.reset()
         if self.step > 0:
             self._update_best(final)
-        metrics["lr"] = next(iter(self.runtime.values())).lr.value(self.step)
+        metrics[names.LR] = next(iter(self.runtime.values())).lr.value(self.step)
         if self.step > 0:
-            metrics["time/step_s"] = step_s
+            metrics[names.STEP_TIME] = step_s
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step=self.step)
         return final
@@ -349,8 +341,11 @@ class Trainer:
         for task, reports in self.neighbor_reports.items():
             for spec, max_counts in reports.items():
                 for t, c in enumerate(max_counts):
-                    metrics[f"data/{task}/max_neighbors/{self.type_map[t] if t < len(self.type_map) else t}"] = \
-                        float(c)
+                    atom_type = self.type_map[t] if t < len(self.type_map) else str(t)
+                    try:
+                        metrics[names.max_neighbors(task, atom_type)] = float(c)
+                    except ValueError as exc:  # a type name no metric name can hold: the run goes on without it
+                        log.warning("not logged: %s", exc)
         if metrics:
             self.tracker.log_metrics(metrics, step=0)
 

@@ -44,3 +44,18 @@ def test_descriptor_trains(path: Path, tiny_spec, tmp_path: Path) -> None:
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     for task, res in summary["final"].items():
         assert np.isfinite(res["val"]["rmse"]), task
+
+
+def test_dpa1_alias_trains(tiny_spec, tmp_path: Path) -> None:
+    """``type: dpa1`` (DeePMD-kit's alias of se_atten) passes the spec and trains an se_atten model."""
+    spec = tiny_spec(tasks=("water_ener",), steps=3)
+    spec["model"]["descriptor"] = {"type": "dpa1", "sel": 30, "rcut": 3.5, "rcut_smth": 0.5, "neuron": [4, 8],
+                                   "axis_neuron": 4, "attn": 8, "attn_layer": 1, "seed": 1}
+    tr = Trainer(prepare_spec(spec, None), tmp_path, progress=False)
+    assert tr.spec["model"]["descriptor"]["type"] == "se_atten"
+    assert type(tr.model.descriptor).type_name == "se_atten"
+    before = [v.numpy().copy() for v in tr.model.descriptor.trainable_variables]
+    summary = tr.train()
+    assert summary["steps"] == 3
+    assert any(not np.array_equal(v.numpy(), b) for v, b in zip(tr.model.descriptor.trainable_variables, before))
+    assert np.isfinite(summary["final"]["water_ener"]["val"]["rmse"])

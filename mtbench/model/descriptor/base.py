@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from mtbench.data.neighbor import NeighborSpec
 from mtbench.model.env_mat import Neighbors
+from mtbench.spec import registry as reg
 
 __all__ = ["NeighborSpec", "Descriptor", "DescriptorOutput"]
 
@@ -25,23 +26,28 @@ class DescriptorOutput(NamedTuple):
 
 
 DESCRIPTORS: dict[str, type["Descriptor"]] = {}
-ALIASES = {"se_a": "se_e2_a", "se_r": "se_e2_r", "se_at": "se_e3", "se_a_3be": "se_e3", "se_t": "se_e3"}
+"""Canonical descriptor type (a key of :data:`mtbench.spec.registry.DESCRIPTORS`) -> its class."""
 
 
-def register_descriptor(*names: str) -> Callable[[type["Descriptor"]], type["Descriptor"]]:
+def register_descriptor(name: str) -> Callable[[type["Descriptor"]], type["Descriptor"]]:
+    """Register a class under a canonical type of the spec registry, which owns the names and aliases."""
+    if name not in reg.DESCRIPTORS:
+        raise ValueError(f"{name!r} is not a canonical descriptor type of mtbench.spec.registry "
+                         f"(known: {', '.join(reg.DESCRIPTORS)}); add a TypeEntry there first")
+
     def deco(cls: type[Descriptor]) -> type[Descriptor]:
-        for name in names:
-            DESCRIPTORS[name] = cls
-        cls.type_name = names[0]
+        DESCRIPTORS[name] = cls
+        cls.type_name = name
         return cls
 
     return deco
 
 
 def descriptor_class(type_name: str) -> type["Descriptor"]:
-    name = ALIASES.get(type_name, type_name)
-    if name not in DESCRIPTORS:
-        raise KeyError(f"unknown descriptor type {type_name!r}; known: {sorted(DESCRIPTORS)}")
+    """The class of a descriptor type or alias (aliases resolve in the spec registry)."""
+    name = reg.canonical_type("descriptor", type_name)
+    if name is None or name not in DESCRIPTORS:
+        raise KeyError(f"unknown descriptor type {type_name!r}; known: {reg.known_types('descriptor')}")
     return DESCRIPTORS[name]
 
 

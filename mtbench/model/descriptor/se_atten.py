@@ -231,7 +231,7 @@ def _sel_total(sel: Any, key: str) -> int:
     raise SpecError(key, f"expected an int or a list of ints (summed), got {sel!r}; resolve 'auto' before building")
 
 
-@register_descriptor("se_atten", "dpa1")
+@register_descriptor("se_atten")
 class DescrptSeAtten(Descriptor):
     """se_atten / DPA-1; ``se_atten_v2`` is the subclass with strip mode and the smooth switch fixed on."""
 

@@ -7,7 +7,6 @@ dipole and polarizability fittings contract with.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,15 +43,18 @@ __all__ = ["DescrptSeA", "partition_by_type"]
 @register_descriptor("se_e2_a")
 class DescrptSeA(Descriptor):
     neighbor_blocks = True  # accepts one Neighbors per neighbour-type block (see MultiTaskModel._neighbors)
-    skip_padding = os.environ.get("MTBENCH_NO_PAD_SKIP", "") == ""  # env switch for A/B timing only
 
     def __init__(self, *, rcut: float, rcut_smth: float, sel: Sequence[int], neuron: Sequence[int],
                  axis_neuron: int, embeddings: NetworkCollection, davg: np.ndarray, dstd: np.ndarray,
                  resnet_dt: bool = False, trainable: bool = True, type_one_side: bool = True,
                  exclude_types: Sequence[Sequence[int]] = (), env_protection: float = 0.0,
                  set_davg_zero: bool = False, activation_function: str = "tanh", precision: str = "float64",
-                 type_map: Sequence[str] | None = None, name: str | None = None) -> None:
+                 type_map: Sequence[str] | None = None, skip_padding: bool = True,
+                 name: str | None = None) -> None:
+        """``skip_padding``: evaluate the embedding net on real neighbours only (:meth:`_contract_real`) where that
+        is exact; False forces the dense path (same numbers to rounding; for A/B checks and timing)."""
         super().__init__(name=name)
+        self.skip_padding = bool(skip_padding)
         self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
         self.sel = [int(s) for s in sel]
         self.ntypes = len(self.sel)
