@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Per-task metric that ranks jobs when the run does not say (energy: forces, else energy per
-#: atom; tensors: rmse). An energy task's total ``rmse`` mixes terms whose prefactors move with
-#: the learning rate, so it is not comparable across runs with different schedules.
-PRIMARY_ORDER = ("rmse_f", "rmse_e", "rmse")
+from mtbench.train.best import ranking_metric
+
 DONE = "FINISHED"
 
 
@@ -111,15 +109,11 @@ class Sweep:
         return names
 
     def primary(self, task: str) -> str:
-        """The metric that ranks jobs on ``task``."""
+        """The metric that ranks jobs on ``task``: what the runs said, else the trainer's own rule."""
         for job in self.jobs:
             if task in job.best_hint:
                 return job.best_hint[task]
-        have = self.metrics_of(task)
-        for m in PRIMARY_ORDER:
-            if m in have:
-                return m
-        return have[0] if have else "rmse"
+        return ranking_metric(self.metrics_of(task))
 
     def pairs(self) -> list[str]:
         seen: list[str] = []
