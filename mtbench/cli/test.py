@@ -279,11 +279,12 @@ def test_data(args: argparse.Namespace, heads: Sequence[str], spec: Mapping[str,
 def mlflow_run_id(args: argparse.Namespace, run_dir: Path | None) -> str | None:
     """The run to log to: as given, or (``--mlflow-run`` without an id) the run dir's ``summary.json``."""
     from mtbench.errors import SpecError
+    from mtbench.rundir import RunDir
 
     if not args.mlflow_run or args.mlflow_run != "auto":
         return args.mlflow_run
-    summary = run_dir / "summary.json" if run_dir else None
-    run_id = json.loads(summary.read_text()).get("run_id") if summary and summary.is_file() else None
+    summary = RunDir(run_dir).read_summary() if run_dir else None
+    run_id = summary.run_id if summary is not None else None
     if not run_id:
         raise SpecError("--mlflow-run", f"no MLflow run id in the summary.json of {args.model}; give the run id")
     return run_id
