@@ -47,10 +47,8 @@ class TimingBlock:
 
 
 def _ensure_mtbench() -> None:
-    """mtbench from this checkout when it is not installed (the driver reads mtbench's files through it)."""
-    try:
-        import mtbench  # noqa: F401
-    except ImportError:
+    """mtbench from this checkout (the one the benchmark runs, see MtbenchTool.env), not another installed copy."""
+    if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
 
 
