@@ -9,7 +9,6 @@ logs only wall time per block, mtbench writes ``time/step_s`` to its tracker (an
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import math
 import re
@@ -47,7 +46,18 @@ class TimingBlock:
     wall_s: float | None = None  # training + validation of the block
 
 
-_STEP_START = re.compile(r"^\s*(\d+)(\s|$)")
+def _ensure_mtbench() -> None:
+    """mtbench from this checkout (the one the benchmark runs, see MtbenchTool.env), not another installed copy."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+
+
+def _lcurve_module():
+    """mtbench's lcurve reader: the one parser of DeePMD-style learning curves (DeePMD-kit's files too)."""
+    _ensure_mtbench()
+    from mtbench.train import lcurve
+
+    return lcurve
 
 
 def lcurve_step(line: str) -> int | None:
@@ -56,8 +66,7 @@ def lcurve_step(line: str) -> int | None:
     DeePMD-kit 2.2's multi-task lcurve writes each row (and the header) as one physical line per task; only the
     first starts with the integer step.
     """
-    m = _STEP_START.match(line)
-    return int(m.group(1)) if m else None
+    return _lcurve_module().row_step(line)
 
 
 def read_lcurve(path: Path, tasks: Sequence[str] = ()) -> dict[str, list[dict[str, float]]]:
@@ -66,57 +75,8 @@ def read_lcurve(path: Path, tasks: Sequence[str] = ()) -> dict[str, list[dict[st
     DeePMD-kit's multi-task lcurve prefixes every column with the task name (``water_ener_rmse_e_val``);
     columns with no known task prefix go to task ``"default"``.
     """
-    header: list[str] | None = None
-    in_header = False
-    rows: list[list[float]] = []
-    current: list[float] | None = None
-    for line in Path(path).read_text().splitlines():
-        s = line.strip()
-        if not s:
-            continue
-        if s.startswith("#"):
-            tokens = s.lstrip("#").split()
-            in_header = header is None and bool(tokens) and tokens[0] == "step"
-            if in_header:
-                header = tokens
-            continue
-        step = lcurve_step(line)
-        if step is None and in_header and header is not None and not _is_number(s.split()[0]):
-            header.extend(s.split())  # continuation of a multi-line header
-            continue
-        in_header = False
-        try:
-            values = [float(x) for x in s.split()]
-        except ValueError:
-            continue
-        if step is not None:
-            current = values
-            rows.append(current)
-        elif current is not None:
-            current.extend(values)
-    if header is None:
-        return {}
-    by_task: dict[str, list[tuple[int, str]]] = {}
-    ordered = sorted(tasks, key=len, reverse=True)
-    for i, name in enumerate(header[1:], start=1):
-        task, metric = "default", name
-        for t in ordered:
-            if name.startswith(t + "_"):
-                task, metric = t, name[len(t) + 1:]
-                break
-        by_task.setdefault(task, []).append((i, metric))
-    out: dict[str, list[dict[str, float]]] = {}
-    for task, cols in by_task.items():
-        out[task] = [{"step": row[0], **{m: row[i] for i, m in cols}} for row in rows if len(row) == len(header)]
-    return out
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
+    by_task = _lcurve_module().read_lcurve(path).by_task(tasks)
+    return {task: [dict(zip(lc.columns, row)) for row in lc.rows] for task, lc in by_task.items()}
 
 
 def parse_dp_log(text: str, disp_freq: int) -> list[TimingBlock]:
@@ -281,24 +241,26 @@ class MtbenchTool(Tool):
 
     def lcurve_path(self, run_dir: Path, energy_task: str) -> Path | None:
         # one file per task: watch the energy task's (single-task runs name their task "default")
-        path = run_dir / "out" / f"lcurve.{energy_task}.out"
+        _ensure_mtbench()
+        from mtbench.rundir import RunDir
+
+        path = RunDir(run_dir / "out").lcurve(energy_task)
         return path if path.exists() else None
 
     def lcurves(self, run_dir: Path, tasks: Sequence[str]) -> dict[str, list[dict[str, float]]]:
-        out: dict[str, list[dict[str, float]]] = {}
-        for f in sorted((run_dir / "out").glob("lcurve.*.out")):
-            task = f.name[len("lcurve."):-len(".out")]
-            rows = read_lcurve(f).get("default", [])
-            out[task] = rows
-        return out
+        from mtbench.rundir import RunDir
+
+        return {task: read_lcurve(f).get("default", []) for task, f in RunDir(run_dir / "out").lcurves().items()}
 
     def own_timing(self, run_dir: Path, log_text: str, disp_freq: int) -> list[TimingBlock]:
-        path = run_dir / "out" / "summary.json"
-        if not path.exists():
-            return []
+        _ensure_mtbench()
+        from mtbench.errors import MtbenchError
+        from mtbench.rundir import RunDir
+
         try:
-            return parse_mtbench_timing(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError):
+            summary = RunDir(run_dir / "out").read_summary()
+            return parse_mtbench_timing(summary.to_dict()) if summary is not None else []
+        except (MtbenchError, TypeError, ValueError):
             return []
 
     def versions(self) -> dict[str, str | None]:

@@ -70,30 +70,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 # ------------------------------------------------------------------------------------------------ data sources
 def run_dir_of(model_path: str | Path) -> Path | None:
-    """The run dir behind a model path (the run dir itself, its checkpoints/ folder or a checkpoint in it)."""
-    p = Path(model_path)
-    cands = [p] if p.is_dir() else []
-    if p.name == "checkpoints":
-        cands.append(p.parent)
-    if p.parent.name == "checkpoints":
-        cands.append(p.parent.parent)
-    return next((c for c in cands if (c / "input.json").is_file()), None)
+    """The run folder behind a model path (:func:`mtbench.rundir.locate`'s rule: the run folder itself, its
+    ``checkpoints/`` or a checkpoint in it), when it has the ``input.json`` whose data the heads are tested on."""
+    from mtbench.rundir import run_dir_of as located_run
+
+    run = located_run(model_path)
+    return run.path if run is not None and run.input_json.is_file() else None
 
 
 def base_dirs_of(run_dir: Path | None) -> list[Path]:
     """Where relative data paths of a run's spec may live: the launch folder (Hydra), the run dir, the cwd."""
+    from mtbench.rundir import RunDir
+
     out: list[Path] = []
     if run_dir is not None:
-        hydra_file = run_dir / ".hydra" / "hydra.yaml"
-        if hydra_file.is_file():
-            try:
-                import yaml
-
-                cwd = (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("cwd")
-                if cwd:
-                    out.append(Path(cwd))
-            except Exception as exc:  # noqa: BLE001 - an unreadable hydra.yaml only loses one candidate
-                log.debug("cannot read %s: %s", hydra_file, exc)
+        launch = RunDir(run_dir).launch_dir()
+        if launch is not None:
+            out.append(launch)
         out.append(run_dir)
     out.append(Path.cwd())
     return out
@@ -287,11 +280,12 @@ def test_data(args: argparse.Namespace, heads: Sequence[str], spec: Mapping[str,
 def mlflow_run_id(args: argparse.Namespace, run_dir: Path | None) -> str | None:
     """The run to log to: as given, or (``--mlflow-run`` without an id) the run dir's ``summary.json``."""
     from mtbench.errors import SpecError
+    from mtbench.rundir import RunDir
 
     if not args.mlflow_run or args.mlflow_run != "auto":
         return args.mlflow_run
-    summary = run_dir / "summary.json" if run_dir else None
-    run_id = json.loads(summary.read_text()).get("run_id") if summary and summary.is_file() else None
+    summary = RunDir(run_dir).read_summary() if run_dir else None
+    run_id = summary.run_id if summary is not None else None
     if not run_id:
         raise SpecError("--mlflow-run", f"no MLflow run id in the summary.json of {args.model}; give the run id")
     return run_id

@@ -29,11 +29,12 @@ from mtbench.errors import MtbenchError
 from mtbench.export.deepmd import write_dp
 from mtbench.export.load import LoadedModel, load_model
 from mtbench.export.savedmodel import head_outputs, save_savedmodel
+from mtbench.rundir import FROZEN_MANIFEST, RunDir, locate
 
 log = logging.getLogger("mtbench")
 
 FORMATS = ("savedmodel", "dp")
-MANIFEST = "manifest.json"
+MANIFEST = FROZEN_MANIFEST
 ARTIFACT_DIR = "frozen"
 
 
@@ -161,41 +162,34 @@ def head_spec(spec: Mapping[str, Any] | None, task: str) -> dict[str, Any] | Non
 
 
 def run_dir_of(loaded: LoadedModel) -> Path | None:
-    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.h5``), if it looks like one."""
+    """The run folder a loaded checkpoint belongs to (:func:`mtbench.rundir.locate`'s rule); None for frozen
+    models and ``.dp`` files."""
     if loaded.source != "checkpoint" or not loaded.path:
         return None
-    ckpt = Path(loaded.path).resolve()
-    for cand in (ckpt.parent.parent, ckpt.parent):
-        if (cand / "input.json").is_file() or (cand / "summary.json").is_file():
-            return cand
-    return None
+    run = locate(Path(loaded.path).resolve()).run
+    return run.path if run is not None else None
 
 
 def validation_metrics(run_dir: Path | None, task: str, step: int | None) -> tuple[dict[str, float | None] | None,
                                                                                    int | None]:
     """The head's validation metrics at ``step`` from ``summary.json`` (full precision) when that is the run's last
-    step, else from ``lcurve.<task>.out`` (the row of ``step``, or the last); (None, None) when there are none."""
+    step, else from the task's lcurve file (the row of ``step``, or the last); (None, None) when there are none."""
     if run_dir is None:
         return None, None
-    summary = run_dir / "summary.json"
-    if summary.is_file():
-        try:
-            data = json.loads(summary.read_text())
-        except json.JSONDecodeError:
-            data = {}
-        val = (data.get("final", {}).get(task) or {}).get("val")
-        if val is not None and (step is None or data.get("steps") == step):
-            return {k: _number(v) for k, v in val.items()}, data.get("steps")
-    lcurve = run_dir / f"lcurve.{task}.out"
-    if lcurve.is_file():
-        lines = lcurve.read_text().splitlines()
-        header = next((ln for ln in lines if ln.startswith("#")), None)
-        rows = [ln.split() for ln in lines if ln.strip() and not ln.startswith("#")]
-        if header and rows:
-            names = header.lstrip("#").split()
-            chosen = next((r for r in reversed(rows) if step is not None and int(r[0]) == int(step)), rows[-1])
-            values = dict(zip(names, chosen))
-            return {n[: -len("_val")]: _number(v) for n, v in values.items() if n.endswith("_val")}, int(chosen[0])
+    run = RunDir(run_dir)
+    try:
+        summary = run.read_summary()
+    except MtbenchError:
+        summary = None
+    if summary is not None:
+        val = summary.val(task)
+        if val is not None and (step is None or summary.steps == step):
+            return {k: _number(v) for k, v in val.items()}, summary.steps
+    curve = run.read_lcurve(task)
+    found = curve.validation(step) if curve is not None else None
+    if found is not None:
+        values, at = found
+        return {k: _number(v) for k, v in values.items()}, at
     return None, None
 
 
@@ -217,14 +211,12 @@ def run_tracking(run_dir: Path) -> tuple[str | None, str | None, str]:
     the Hydra run's ``tracking``/``paths`` config, else the backlog's record, else the default store of the output
     folder the run folder sits in (``<output_dir>/runs/<date>/<time>`` or ``<output_dir>/multirun/<date>/<time>/<job>``).
     """
-    summary = run_dir / "summary.json"
-    run_id, recorded = None, None
-    if summary.is_file():
-        try:
-            data = json.loads(summary.read_text())
-            run_id, recorded = data.get("run_id"), data.get("tracking_uri")
-        except json.JSONDecodeError:
-            pass
+    run = RunDir(run_dir)
+    try:
+        summary = run.read_summary()
+    except MtbenchError:
+        summary = None
+    run_id, recorded = (summary.run_id, summary.tracking_uri) if summary is not None else (None, None)
     if not run_id:
         return None, None, "the run has no MLflow run (no run_id in summary.json)"
     from mtbench.tracking.store import default_tracking_uri, resolve_tracking_uri
@@ -233,17 +225,13 @@ def run_tracking(run_dir: Path) -> tuple[str | None, str | None, str]:
         return run_id, os.environ["MLFLOW_TRACKING_URI"], ""
     if recorded:
         return run_id, str(recorded), ""
-    hydra_cfg = run_dir / ".hydra" / "config.yaml"
-    if hydra_cfg.is_file():
-        import yaml
-
-        cfg = yaml.safe_load(hydra_cfg.read_text()) or {}
+    if run.hydra_config.is_file():
+        cfg = run.hydra_yaml("config") or {}
         out_dir = (cfg.get("paths") or {}).get("output_dir") or "outputs"
         uri = (cfg.get("tracking") or {}).get("tracking_uri")
         return run_id, resolve_tracking_uri(uri, out_dir), ""
-    backlog = run_dir / "tracking_backlog.jsonl"
-    if backlog.is_file():
-        for line in backlog.read_text().splitlines():
+    if run.backlog.is_file():
+        for line in run.backlog.read_text().splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:

@@ -17,9 +17,10 @@ from typing import Any
 from mtbench.errors import DataError
 from mtbench.model.multitask import MultiTaskModel
 from mtbench.model.serialization import load_model_file, save_model_file
+from mtbench.rundir import MODEL_FILE_CLASS, SAVEDMODEL_ASSET, Kind, locate
 
-MODEL_FILE_CLASS = "MTBenchModelFile"
-SAVEDMODEL_ASSET = "mtbench_model.h5"
+__all__ = ["MODEL_FILE_CLASS", "SAVEDMODEL_ASSET", "LoadedModel", "deepmd_model_to_multitask", "load_model",
+           "save_mtbench_model"]
 
 
 @dataclass
@@ -53,34 +54,25 @@ def deepmd_model_to_multitask(data: Mapping[str, Any], head: str = "default") ->
 
 
 def load_model(path: str | Path, *, deepmd_head: str = "default") -> LoadedModel:
-    """Load whatever ``path`` is (see module docstring); errors name the path."""
-    from mtbench.train.checkpoint import load_checkpoint, resolve_checkpoint
+    """Load whatever ``path`` is (:func:`mtbench.rundir.locate` says); errors name the path."""
+    from mtbench.train.checkpoint import load_checkpoint
 
-    p = Path(path)
-    if p.is_dir():
-        asset = p / "assets" / SAVEDMODEL_ASSET
-        if asset.is_file():
-            loaded = _load_mtbench_file(asset)
-            loaded.source, loaded.path = "savedmodel", str(p)
-            return loaded
-        ckpt = load_checkpoint(resolve_checkpoint(p))
+    found = locate(path)
+    p = found.path
+    if found.kind in (Kind.SAVEDMODEL, Kind.UNITED):
+        loaded = _load_mtbench_file(p / "assets" / SAVEDMODEL_ASSET)
+        loaded.source, loaded.path = "savedmodel", str(p)
+        return loaded
+    if found.kind in (Kind.RUN, Kind.CHECKPOINT_DIR, Kind.CHECKPOINT, Kind.FROZEN_HEADS):
+        ckpt = load_checkpoint(found.require_checkpoint())
         return LoadedModel(MultiTaskModel.from_dict(ckpt["model"]), ckpt["spec"], {"step": ckpt["state"]["step"]},
                            "checkpoint", ckpt["path"])
-    if not p.exists():
-        raise DataError(str(p), "model not found (expected a run dir, checkpoint, frozen model or .dp file)")
     data = load_model_file(p)
-    cls = data.get("@class")
-    if cls == "MTBenchCheckpoint":
-        ckpt = load_checkpoint(p)
-        return LoadedModel(MultiTaskModel.from_dict(ckpt["model"]), ckpt["spec"], {"step": ckpt["state"]["step"]},
-                           "checkpoint", str(p))
-    if cls == MODEL_FILE_CLASS:
+    if found.kind is Kind.MODEL_FILE:
         return _load_mtbench_file(p, data)
-    if "model" in data and isinstance(data["model"], dict) and "descriptor" in data["model"]:
-        model = deepmd_model_to_multitask(data["model"], deepmd_head)
-        return LoadedModel(model, None, {"model_def_script": data.get("model_def_script"),
-                                         "software": data.get("software")}, "deepmd", str(p))
-    raise DataError(str(p), "not a model file mtbench knows (mtbench checkpoint/model or DeePMD-kit .dp)")
+    model = deepmd_model_to_multitask(data["model"], deepmd_head)
+    return LoadedModel(model, None, {"model_def_script": data.get("model_def_script"),
+                                     "software": data.get("software")}, "deepmd", str(p))
 
 
 def _load_mtbench_file(p: Path, data: Mapping[str, Any] | None = None) -> LoadedModel:

@@ -68,3 +68,16 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
             return get(doc)
     except (OSError, KeyError) as exc:
         raise DataError(str(path), f"not a .dp/HDF5 model file ({exc})") from None
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The JSON document of a model file without its arrays (array entries stay dataset names): cheap enough to
+    tell a file's kind by its ``@class`` before loading it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "model file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            return json.loads(f.attrs["json"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(str(path), f"not a .dp/HDF5 model file ({exc})") from None

@@ -7,38 +7,26 @@ The files alone make the report; :func:`load_sweep_dir` adds the curves only MLf
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mtbench.errors import DataError
+from mtbench.rundir import RunDir
 from mtbench.sweeps.mlflow_reader import add_mlflow_diagnostics
 from mtbench.sweeps.model import DONE, Curve, Job, Sweep, job_sort_key, requested_from_spec
 from mtbench.sweeps.model import num as _num
 from mtbench.sweeps.plan import ENV_PARENT, ENV_TRACKING_URI, plan_sweep, swept_values, varying_keys
+from mtbench.train.lcurve import read_lcurve as read_lcurve_file
 
 log = logging.getLogger("mtbench.compare")
 
 
 def read_lcurve(path: Path) -> dict[str, Curve]:
     """Validation curves of one ``lcurve.<task>.out`` (``{metric: Curve}``)."""
-    lines = path.read_text().splitlines()
-    if not lines or not lines[0].startswith("#"):
-        return {}
-    header = lines[0].lstrip("#").split()
-    cols = {name[: -len("_val")]: i for i, name in enumerate(header) if name.endswith("_val")}
-    curves = {m: Curve() for m in cols}
-    for line in lines[1:]:
-        parts = line.split()
-        if not parts or line.startswith("#") or len(parts) < len(header):
-            continue
-        step = int(float(parts[0]))
-        for m, i in cols.items():
-            curves[m].steps.append(step)
-            curves[m].values.append(_num(parts[i]))
-    return curves
+    lc = read_lcurve_file(path)
+    return {m: Curve(lc.steps, [_num(v) for v in lc.val(m)]) for m in lc.metrics}
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
@@ -55,39 +43,34 @@ def _load_yaml(path: Path) -> Any:
 
 def load_job_dir(job_dir: Path, keys: Sequence[str]) -> tuple[Job, list[str]]:
     """One job from its run dir; also returns its task overrides."""
-    overrides_cfg = _load_yaml(job_dir / ".hydra" / "overrides.yaml")
+    run = RunDir(job_dir)
+    overrides_cfg = _load_yaml(run.hydra_overrides)
     overrides = [str(x) for x in overrides_cfg] if overrides_cfg is not None else []
     job = Job(label=job_dir.name, status="INCOMPLETE", run_dir=str(job_dir.resolve()))
-    spec: dict[str, Any] = {}
-    if (job_dir / "input.json").is_file():
-        spec = json.loads((job_dir / "input.json").read_text())
+    spec: dict[str, Any] = run.read_input() or {}
     fitting = (spec.get("model") or {}).get("fitting_net_dict") or {}
     job.tasks = list(fitting)
-    for path in sorted(job_dir.glob("lcurve.*.out")):
-        task = path.name[len("lcurve."): -len(".out")]
+    for task, path in run.lcurves().items():
         job.curves[task] = read_lcurve(path)
         if task not in job.tasks:
             job.tasks.append(task)
-    summary_path = job_dir / "summary.json"
-    if summary_path.is_file():
-        s = json.loads(summary_path.read_text())
+    s = run.read_summary()
+    if s is not None:
         job.status = DONE
-        job.final = {t: {m: _num(v) for m, v in (res.get("val") or {}).items()}
-                     for t, res in (s.get("final") or {}).items()}
-        job.counts = {t: _num(v) for t, v in (s.get("counts") or {}).items()}
-        job.fractions = {t: _num(v) for t, v in (s.get("fractions") or {}).items()}
-        job.requested = {t: _num(v) for t, v in (s.get("requested") or {}).items()}
-        job.best_hint = {t: str(b["metric"]) for t, b in (s.get("best") or {}).items()
-                         if isinstance(b, Mapping) and "metric" in b}
-        job.steps = int(s["steps"]) if s.get("steps") is not None else None
-        job.train_s = _num(s.get("wall_s"))
-        job.run_id = s.get("run_id")
-        job.objective = _num(s.get("objective"))
+        job.final = {t: {m: _num(v) for m, v in (res.get("val") or {}).items()} for t, res in s.final.items()}
+        job.counts = {t: _num(v) for t, v in s.counts.items()}
+        job.fractions = {t: _num(v) for t, v in s.fractions.items()}
+        job.requested = {t: _num(v) for t, v in s.requested.items()}
+        job.best_hint = {t: str(b["metric"]) for t, b in s.best.items() if isinstance(b, Mapping) and "metric" in b}
+        job.steps = int(s.steps) if s.steps is not None else None
+        job.train_s = _num(s.wall_s)
+        job.run_id = s.run_id
+        job.objective = _num(s.objective)
         for t in job.final:
             if t not in job.tasks:
                 job.tasks.append(t)
-        if (job_dir / "input.json").is_file():
-            job.run_s = summary_path.stat().st_mtime - (job_dir / "input.json").stat().st_mtime
+        if run.input_json.is_file():
+            job.run_s = run.summary_json.stat().st_mtime - run.input_json.stat().st_mtime
     elif job.curves:
         job.steps = max((c.steps[-1] for cs in job.curves.values() for c in cs.values() if c.steps),
                         default=None)

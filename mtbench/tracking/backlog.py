@@ -24,15 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from mtbench.errors import DataError
+from mtbench.rundir import BACKLOG as BACKLOG_NAME
+from mtbench.rundir import BACKLOG_REPLAYED as REPLAYED_NAME
+from mtbench.rundir import RunDir
 
-BACKLOG_NAME = "tracking_backlog.jsonl"
-REPLAYED_NAME = "tracking_backlog.replayed.jsonl"
+__all__ = ["BACKLOG_NAME", "REPLAYED_NAME", "Backlog", "backlog_path", "read_backlog"]
 
 log = logging.getLogger("mtbench.tracking")
 
 
 def backlog_path(run_dir: Path | str) -> Path:
-    return Path(run_dir) / BACKLOG_NAME
+    return RunDir(run_dir).backlog
 
 
 class Backlog:

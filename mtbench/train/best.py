@@ -9,12 +9,12 @@ so does the sweep comparison (``mtbench.sweeps``), which may import this module 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mtbench.rundir import RunDir, best_name
 from mtbench.spec.tasks import TaskSpec
 
 RANKING_ORDER: tuple[str, ...] = ("rmse_f", "rmse_e", "rmse")
@@ -53,12 +53,14 @@ class BestTracker:
         cur = self.best.get(task)
         if cur is None or v < cur["value"]:
             self.best[task] = {"metric": name, "value": float(v), "step": int(step),
-                               "checkpoint": f"best.{task}.h5"}
+                               "checkpoint": best_name(task)}
             return True
         return False
 
     def summary(self) -> dict[str, dict[str, Any]]:
         return {t: dict(v) for t, v in self.best.items()}
 
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.summary(), indent=2))
+    def write(self, run_dir: Path | RunDir) -> Path:
+        """Write ``checkpoints/best.json`` of the run folder ``run_dir``."""
+        run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        return run.write_best(self.summary())

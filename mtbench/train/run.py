@@ -6,10 +6,8 @@ Hydra-composed run and a plain DeePMD-style input.json run are tracked and repor
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,15 +60,17 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
                  tags: Mapping[str, str] | None = None, extra_artifacts: list[Path] | None = None,
                  parent_run_id: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train ``spec`` into ``run_dir``; returns the trainer's summary plus ``objective`` and ``run_id``."""
+    from mtbench.rundir import RunDir, Summary
     from mtbench.spec.io import write_spec
     from mtbench.spec.tasks import describe_sharing, task_view
     from mtbench.tracking import flatten_params, make_tracker
 
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    run = RunDir(run_dir)
     base = Path(base_dir).resolve() if base_dir is not None else None
     spec = prepare_spec(spec, base)
-    input_json = write_spec(spec, run_dir / "input.json")
+    input_json = write_spec(spec, run.input_json)
     tracker = make_tracker(dict(tracking or {"backend": "none"}), Path(output_dir).resolve())
     tasks = task_view(spec)
     all_tags = {"mtbench.tasks": ",".join(tasks), **describe_sharing(spec), **dict(tags or {})}
@@ -88,7 +88,7 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
         summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
         summary["run_id"] = getattr(tracker, "run_id", None)
         summary["tracking_uri"] = getattr(tracker, "tracking_uri", None)
-        (run_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+        run.write_summary(Summary.from_dict(summary))
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -97,23 +97,12 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
         tracker.set_tags({"mtbench.error": f"{type(exc).__name__}: {exc}"[:5000]})
         raise
     finally:
-        for path in [*sorted(run_dir.glob("lcurve.*.out")), run_dir / "summary.json",
-                     run_dir / "checkpoints" / "best.json", *list(extra_artifacts or [])]:
+        for path in [*run.artifacts(), *list(extra_artifacts or [])]:
             if Path(path).exists():
                 tracker.log_artifact(path)
         tracker.finish(status)
     summary["tracking"] = tracker.describe()
     return summary
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def print_summary(summary: Mapping[str, Any]) -> None:

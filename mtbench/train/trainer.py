@@ -23,6 +23,7 @@ from mtbench.data.requirements import LabelRequirement, label_requirements
 from mtbench.errors import SpecError
 from mtbench.loss import Loss, build_loss
 from mtbench.model.multitask import MultiTaskModel
+from mtbench.rundir import DEFAULT_DISP_FILE, DEFAULT_SAVE_CKPT, RunDir
 from mtbench.spec.paths import resolve_system_path
 from mtbench.spec.tasks import TaskSpec, task_view
 from mtbench.tracking import names
@@ -88,6 +89,7 @@ class Trainer:
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.rundir = RunDir(self.run_dir)
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.tracker = tracker
         self.show_progress = progress
@@ -97,6 +99,8 @@ class Trainer:
         self.disp_freq = int(training.get("disp_freq", 1000))
         self.save_freq = int(training.get("save_freq", 1000))
         self.max_ckpt_keep = int(training.get("max_ckpt_keep", 5))
+        self.save_ckpt = str(training.get("save_ckpt") or DEFAULT_SAVE_CKPT)
+        self.disp_file = str(training.get("disp_file") or DEFAULT_DISP_FILE)
         self.seed = training.get("seed")
         self.type_map = list(spec["model"]["type_map"])
         self.tasks = task_view(spec)
@@ -205,14 +209,12 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        folder = self.run_dir / "checkpoints"
-        path = save_checkpoint(folder / f"{self.spec['training'].get('save_ckpt', 'model.ckpt')}-{self.step}.h5",
-                               model=self.model.to_dict(),
+        """Write the step checkpoint, point ``checkpoints/checkpoint`` at it and rotate: only step checkpoints
+        count against ``max_ckpt_keep`` (the newest kept, by step); best files are never rotated."""
+        path = save_checkpoint(self.rundir.step_checkpoint(self.step, self.save_ckpt), model=self.model.to_dict(),
                                optimizers={t: rt.optimizer.get_state() for t, rt in self.runtime.items()},
                                state=self.trainer_state(), spec=dict(self.spec))
-        kept = sorted(folder.glob("*.h5"), key=lambda p: p.stat().st_mtime)
-        for old in kept[: max(0, len(kept) - self.max_ckpt_keep)]:
-            old.unlink(missing_ok=True)
+        self.rundir.rotate(self.max_ckpt_keep, self.save_ckpt)
         return path
 
     # --- evaluation ---------------------------------------------------------------------------------------
@@ -243,7 +245,7 @@ class Trainer:
         """Run from the current step to ``numb_steps``; returns a summary (final metrics, counts, timing)."""
         from mtbench.train.lcurve import LcurveWriter
 
-        writers = {name: LcurveWriter(self.run_dir / f"lcurve.{name}.out", rt.loss.metric_names,
+        writers = {name: LcurveWriter(self.rundir.lcurve(name, self.disp_file), rt.loss.metric_names,
                                       append=self.step > 0) for name, rt in self.runtime.items()}
         self._log_neighbor_metrics()
         progress = TrainingProgress(self.numb_steps, list(self.runtime), enabled=self.show_progress,
@@ -329,10 +331,10 @@ class Trainer:
         """Keep, per task, the checkpoint with the best validation metric so far (``checkpoints/best.<task>.h5``)."""
         for name, res in final.items():
             if self.best.improves(name, res.get("val", {}), self.step):
-                save_checkpoint(self.run_dir / "checkpoints" / f"best.{name}.h5", model=self.model.to_dict(),
+                save_checkpoint(self.rundir.best_checkpoint(name), model=self.model.to_dict(),
                                 optimizers={t: rt.optimizer.get_state() for t, rt in self.runtime.items()},
                                 state=self.trainer_state(), spec=dict(self.spec), pointer=False)
-                self.best.write(self.run_dir / "checkpoints" / "best.json")
+                self.best.write(self.rundir)
 
     def _log_neighbor_metrics(self) -> None:
         if self.tracker is None:
