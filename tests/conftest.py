@@ -77,7 +77,7 @@ def tiny_spec(tiny_data: Path):
 
 
 FOUR_HEAD_TASKS = ("water_ener", "water_tip4p", "water_dipole", "water_polar")
-TRAIN_STEPS = 450
+TRAIN_STEPS = 600
 
 
 @pytest.fixture(scope="session")

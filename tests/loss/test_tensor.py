@@ -91,5 +91,5 @@ def test_requirements_and_sel_type_default() -> None:
     assert loss.sel_type == [0, 1, 2]
     assert [r.key for r in loss.requirements()] == ["polarizability"]
     loss = build_loss({"type": "tensor"}, {"type": "dipole", "sel_type": [1]}, ntypes=2)
-    assert [(r.key, r.atomic) for r in loss.requirements()] == [("atomic_dipole", True), ("dipole", False)]
-    assert loss.requirements()[0].type_sel == (1,)
+    assert [(r.key, r.atomic) for r in loss.requirements()] == [("dipole", False), ("atomic_dipole", True)]
+    assert [r.type_sel for r in loss.requirements()] == [None, (1,)]  # atomic labels only on sel_type atoms

@@ -43,8 +43,9 @@ def test_improves_only_on_finite_smaller_values(tmp_path: Path) -> None:
     expected = {"a": {"metric": "rmse_f", "value": 0.25, "step": 40, "checkpoint": "best.a.h5"},
                 "b": {"metric": "rmse", "value": 3.0, "step": 40, "checkpoint": "best.b.h5"}}
     assert tr.summary() == expected
-    tr.write(tmp_path / "best.json")
-    assert json.loads((tmp_path / "best.json").read_text()) == expected
+    written = tr.write(tmp_path)  # a run folder: checkpoints/best.json
+    assert written == tmp_path / "checkpoints" / "best.json"
+    assert json.loads(written.read_text()) == expected
 
 
 def test_summary_is_a_copy() -> None:

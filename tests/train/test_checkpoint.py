@@ -58,6 +58,9 @@ def test_errors(tmp_path: Path) -> None:
         resolve_checkpoint(tmp_path / "model.ckpt-1.h5")
     from mtbench.model.serialization import save_model_file
 
-    save_model_file(tmp_path / "frozen.dp", {"@class": "Model", "model": {}})
-    with pytest.raises(DataError, match="not an mtbench checkpoint"):
+    save_model_file(tmp_path / "frozen.dp", {"model": {"type": "standard", "descriptor": {}, "fitting": {}}})
+    with pytest.raises(DataError, match="frozen.dp: not an mtbench checkpoint"):
         load_checkpoint(tmp_path / "frozen.dp")
+    save_model_file(tmp_path / "other.h5", {"@class": "Model", "model": {}})
+    with pytest.raises(DataError, match="other.h5: not a model file mtbench knows"):
+        load_checkpoint(tmp_path / "other.h5")
