@@ -1,10 +1,16 @@
 """A rich progress display for training: one bar for all steps (rate, ETA), one row per task showing how many steps
-it has had (its bar fills with its share of the sampling) and its latest training / validation loss."""
+it has had (its bar fills with its share of the sampling) and its latest training / validation loss.
+
+The rate is *training* steps per second: the time from the end of the previous step, or of the latest validation,
+to the end of each step, so validation pauses do not count (graph building in the first step and checkpoint writes
+do). The end-of-run summary (:func:`mtbench.train.run.print_summary`) splits the wall time the same way.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 
@@ -14,7 +20,7 @@ def _fmt(x: float) -> str:
 
 class TrainingProgress:
     def __init__(self, total: int, tasks: Sequence[str], *, enabled: bool = True, start: int = 0,
-                 counts: dict[str, int] | None = None) -> None:
+                 counts: dict[str, int] | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
         self.total, self.tasks, self.enabled, self.start = total, list(tasks), enabled, start
         self.counts = dict(counts or {})
         self.trn = {t: math.nan for t in self.tasks}
@@ -22,6 +28,21 @@ class TrainingProgress:
         self._progress = None
         self._main = None
         self._rows: dict[str, int] = {}
+        self._clock = clock
+        self._mark = clock()  # end of the latest step or validation
+        self.train_steps, self.train_s = 0, 0.0
+
+    @property
+    def rate(self) -> float:
+        """Training steps per second so far (validation excluded); NaN before the first step."""
+        return self.train_steps / self.train_s if self.train_s > 0 else math.nan
+
+    def rate_text(self) -> str:
+        """``"23.3 training steps/s, 0:02 left"`` (empty before the first step)."""
+        if not math.isfinite(self.rate):
+            return ""
+        left = int((self.total - self.start - self.train_steps) / self.rate)
+        return f"{self.rate:.1f} training steps/s, {left // 60}:{left % 60:02d} left"
 
     def __enter__(self) -> "TrainingProgress":
         if self.enabled:
@@ -48,13 +69,13 @@ class TrainingProgress:
 
     def advance(self, task: str, loss: float) -> None:
         self.trn[task] = loss
+        now = self._clock()
+        self.train_s += now - self._mark
+        self.train_steps += 1
+        self._mark = now
         if self._progress is None:
             return
-        main = self._progress.tasks[self._main]
-        rate = ""
-        if main.speed:
-            left = int((main.total - main.completed - 1) / main.speed)
-            rate = f"{main.speed:.1f} steps/s, {left // 60}:{left % 60:02d} left"
+        rate = self.rate_text()
         if self._rows:
             self._progress.update(self._main, advance=1, info=rate)
             self._progress.update(self._rows[task], advance=1, info=self._info(task))
@@ -63,5 +84,6 @@ class TrainingProgress:
 
     def set_val(self, task: str, value: float) -> None:
         self.val[task] = value
+        self._mark = self._clock()  # validation time is not training time
         if self._progress is not None and task in self._rows:
             self._progress.update(self._rows[task], info=self._info(task))
