@@ -31,6 +31,9 @@ The result is fully explicit, so the run's ``input.json`` (written after normali
 inherited heads with exactly the frozen weights and statistics, new heads fresh from their settings (sharing layers
 with inherited heads where ``layer_name`` says so, seeded as a fresh model's heads are), and returns the new heads'
 names: the trainer computes output statistics (e.g. the energy bias from their own data) for exactly those.
+
+Why one module of ~500 lines: autocompletion and :func:`initial_model` apply the *same* matching rules (which task
+inherits which frozen head); split apart, the two halves could drift and build a model the spec does not describe.
 """
 
 from __future__ import annotations
