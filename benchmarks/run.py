@@ -58,6 +58,9 @@ WORKLOADS = {
     "single": Workload("single", HERE / "inputs" / "single_ener.json", energy_task="default"),
     "multi": Workload("multi", HERE / "inputs" / "multi_ener_dipole.json", energy_task="water_ener",
                       dipole_task="water_dipole"),
+    # DeePMD-kit v2.2.11's examples/water/se_atten/input.json (DPA-1: sel 120, attn 128, 2 layers, attn_dotr)
+    "se_atten": Workload("se_atten", HERE / "inputs" / "se_atten.json", energy_task="default"),
+    "se_atten_v2": Workload("se_atten_v2", HERE / "inputs" / "se_atten_v2.json", energy_task="default"),
 }
 
 # (steps, disp_freq, reps) per mode; --quick values second
@@ -272,8 +275,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="training steps per run (timing: 160, quick 60; scaling: 40, quick 20)")
     p.add_argument("--reps", type=int, help="repetitions; tools alternate within each (timing default 2, quick 1)")
     p.add_argument("--disp-freq", type=int, help="steps per timed block = lcurve line (timing 20, quick 10)")
-    p.add_argument("--workload", choices=["single", "multi", "both"],
-                   help="single: se_e2_a energy; multi: energy + dipole (default both; --quick/--time-budget: single)")
+    p.add_argument("--workload", choices=[*WORKLOADS, "both", "all"],
+                   help="single: se_e2_a energy; multi: energy + dipole; se_atten / se_atten_v2: DPA-1 energy; "
+                        "both: single + multi (default; --quick/--time-budget: single); all: every workload")
     p.add_argument("--tools", default=None,
                    help=f"comma-separated, from: {', '.join(make_tools())} "
                         f"(default: {REFERENCE_TOOL},mtbench; --scaling alone: mtbench)")
@@ -338,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tools = [all_tools[n] for n in names]
     workload = args.workload or ("both" if modes == ["timing"] and not args.quick else "single")
-    workloads = [WORKLOADS[w] for w in (("single", "multi") if workload == "both" else (workload,))]
+    names_wl = {"both": ("single", "multi"), "all": tuple(WORKLOADS)}.get(workload, (workload,))
+    workloads = [WORKLOADS[w] for w in names_wl]
 
     venv_root = Path(args.venv_dir).expanduser() if args.venv_dir else default_venv_root()
     for tool in tools:
