@@ -301,7 +301,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from mtbench.export.load import load_model
     from mtbench.spec.io import load_spec
 
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, head=args.head)
     model = as_model(loaded)
     heads = [check_head(model, args.head)] if args.head else list(model.heads)
     run_dir = run_dir_of(args.model)
