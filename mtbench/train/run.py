@@ -103,27 +103,3 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
         tracker.finish(status)
     summary["tracking"] = tracker.describe()
     return summary
-
-
-def print_summary(summary: Mapping[str, Any]) -> None:
-    """Final metrics per task as a table, then where the run lives and how to open it."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title=f"mtbench: {summary['steps']} steps in {summary['wall_s']:.1f} s")
-    table.add_column("task")
-    table.add_column("steps trained", justify="right")
-    table.add_column("fraction", justify="right")
-    table.add_column("final validation", justify="left")
-    for task, res in summary.get("final", {}).items():
-        val = ", ".join(f"{k}={v:.3g}" for k, v in res.get("val", {}).items() if math.isfinite(v))
-        table.add_row(task, str(summary["counts"].get(task, 0)), f"{summary['fractions'].get(task, 0):.2f}",
-                      val or "-")
-    console.print(table)
-    for task, b in summary.get("best", {}).items():
-        console.print(f"best {task}: val {b['metric']} = {b['value']:.4g} at step {b['step']} "
-                      f"(checkpoints/{b['checkpoint']})")
-    console.print(f"run directory: {summary['run_dir']}")
-    if summary.get("tracking"):
-        console.print(summary["tracking"])
