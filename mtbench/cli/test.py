@@ -31,7 +31,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                "  python -m mtbench.test -m RUN_DIR --cross-head --json out/test.json --mlflow-run",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-m", "--model", required=True,
-                   help="run dir, checkpoint, frozen mtbench model (file or SavedModel dir) or DeePMD-kit .dp file")
+                   help="run dir, checkpoint, any frozen mtbench model (united or one-head SavedModel, the per-head "
+                        "folder with manifest.json, model file) or DeePMD-kit .dp file")
     src = p.add_mutually_exclusive_group()
     src.add_argument("-s", "--system", nargs="+", metavar="SYSTEM",
                      help="data systems, folders holding systems, or builtin:NAME (default: each head's "

@@ -20,7 +20,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("input", help="DeePMD-style input.json (or .yaml)")
     p.add_argument("--restart", metavar="CKPT", help="resume from a checkpoint file, checkpoint folder or run dir")
     p.add_argument("--init-frz-model", metavar="MODEL",
-                   help="start from a frozen mtbench model or a DeePMD-kit .dp model")
+                   help="start from a frozen mtbench model (any form freeze writes: united/, the per-head "
+                        "folder, one head's folder) or a DeePMD-kit .dp model")
     p.add_argument("-o", "--run-dir", metavar="DIR",
                    help="where the run goes (default: <output-dir>/runs/<date>/<time>)")
     p.add_argument("--output-dir", default="outputs", metavar="DIR",
