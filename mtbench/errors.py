@@ -42,10 +42,16 @@ class DataError(MtbenchError):
         return (type(self), (self.path, self.message))
 
 
-def exit_on_user_error(fn: Callable[[], T], prog: str = "mtbench") -> T:
-    """Run ``fn``; turn an :class:`MtbenchError` into one line on stderr and exit code 2."""
+def exit_on_user_error(fn: Callable[[], T], prog: str = "mtbench", *, reraise: bool = False) -> T:
+    """Run ``fn``; turn an :class:`MtbenchError` into one line on stderr and exit code 2.
+
+    ``reraise``: print the line, then raise the error itself (a sweep job: the launcher records the failure and
+    the other jobs go on).
+    """
     try:
         return fn()
     except MtbenchError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        if reraise:
+            raise
         raise SystemExit(2) from None

@@ -21,11 +21,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from mtbench import api
 from mtbench.errors import exit_on_user_error
 from mtbench.runtime import configure_logging
-from mtbench.sweeps.report import default_out_dir, log_report, write_report
-from mtbench.sweeps.tables import markdown
-from mtbench.sweeps.target import load_target
 
 PROG = "mtbench.compare"
 
@@ -77,16 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     output_dir = args.output_dir or os.environ.get("MTBENCH_OUTPUT_DIR") or "outputs"
 
     def run() -> int:
-        sweep = load_target(target, tracking_uri=args.tracking_uri, output_dir=output_dir,
-                            kind=kind)
-        out = args.out or default_out_dir(sweep)
-        files = write_report(sweep, out)
-        print(markdown(sweep).split("\n\n", 2)[-1].rstrip())
-        print(f"\nwrote {len(files)} files to {Path(out).resolve()}:")
-        for f in files:
+        done = api.compare(target, kind=kind, out=args.out, tracking_uri=args.tracking_uri,
+                           output_dir=output_dir, log=not args.no_log)
+        print(done.markdown().split("\n\n", 2)[-1].rstrip())
+        print(f"\nwrote {len(done.files)} files to {Path(done.out).resolve()}:")
+        for f in done.files:
             print(f"  {f.name}")
-        if not args.no_log and log_report(sweep, files):
-            print(f"logged to parent run {sweep.parent_run_id} (artifacts: compare/)")
+        if done.logged:
+            print(f"logged to parent run {done.sweep.parent_run_id} (artifacts: compare/)")
         return 0
 
     try:

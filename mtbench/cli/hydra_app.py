@@ -14,16 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mtbench.errors import MtbenchError
-
 
 def _task_function(cfg: Any) -> float:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from mtbench.cli.train import print_summary
+    from mtbench.errors import exit_on_user_error
     from mtbench.runtime import configure_logging, configure_runtime
-    from mtbench.train.run import print_summary, run_training
     from mtbench.spec.compose import cfg_to_spec
+    from mtbench.train.run import run_training
 
     configure_runtime()
     configure_logging()
@@ -36,16 +36,11 @@ def _task_function(cfg: Any) -> float:
     if str(hc.mode).endswith("MULTIRUN") and not tracking.get("run_name"):
         tracking["run_name"] = f"job{hc.job.num}"
     output_dir = Path(str(cfg.paths.output_dir)) if "paths" in cfg else Path("outputs")
-    try:
-        spec = cfg_to_spec(cfg)
-        summary = run_training(spec, run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
-                               output_dir=output_dir, tags=tags, extra_artifacts=[run_dir / ".hydra"],
-                               parent_run_id=parent_run_id(tracking), progress=True)
-    except MtbenchError as exc:
-        print(f"mtbench: error: {exc}", file=sys.stderr)
-        if hc.mode is not None and str(hc.mode).endswith("MULTIRUN"):
-            raise
-        raise SystemExit(2) from None
+    summary = exit_on_user_error(
+        lambda: run_training(cfg_to_spec(cfg), run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
+                             output_dir=output_dir, tags=tags, extra_artifacts=[run_dir / ".hydra"],
+                             parent_run_id=parent_run_id(tracking), progress=True),
+        prog="mtbench", reraise=hc.mode is not None and str(hc.mode).endswith("MULTIRUN"))
     print_summary(summary)
     return float(summary["objective"])
 

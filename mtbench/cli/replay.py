@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 
+from mtbench import api
 from mtbench.errors import exit_on_user_error
-from mtbench.tracking.resend import replay_backlog
 from mtbench.tracking.store import StoreError
 
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        results = exit_on_user_error(lambda: replay_backlog(args.run_dir, args.tracking_uri),
+        results = exit_on_user_error(lambda: api.replay(args.run_dir, args.tracking_uri),
                                      prog="mtbench.tracking.replay")
     except StoreError as exc:
         print(f"mtbench.tracking.replay: error: {exc} (backlog kept; try again later)",

@@ -27,7 +27,7 @@ from typing import Any
 from mtbench import __version__
 from mtbench.errors import MtbenchError
 from mtbench.export.deepmd import write_dp
-from mtbench.export.load import LoadedModel, load_model
+from mtbench.export.load import TASK_SECTIONS, LoadedModel, load_model
 from mtbench.export.savedmodel import head_outputs, save_savedmodel
 from mtbench.rundir import FROZEN_MANIFEST, RunDir, locate
 
@@ -145,16 +145,13 @@ def head_spec(spec: Mapping[str, Any] | None, task: str) -> dict[str, Any] | Non
     if not spec:
         return None
     out = json.loads(json.dumps(spec))
-    model = out.get("model", {})
-    if "fitting_net_dict" in model:
-        model["fitting_net_dict"] = {task: model["fitting_net_dict"][task]}
-        for key in ("loss_dict", "learning_rate_dict"):
-            if key in out:
-                out[key] = {t: v for t, v in out[key].items() if t == task}
-        train = out.get("training", {})
-        for key in ("data_dict", "fitting_weight"):
-            if key in train:
-                train[key] = {t: v for t, v in train[key].items() if t == task}
+    if "fitting_net_dict" in (out.get("model") or {}):
+        for keys in TASK_SECTIONS:
+            parent = out
+            for k in keys[:-1]:
+                parent = parent.get(k) if isinstance(parent.get(k), dict) else {}
+            if isinstance(parent.get(keys[-1]), dict):
+                parent[keys[-1]] = {t: v for t, v in parent[keys[-1]].items() if t == task}
     return out
 
 

@@ -34,8 +34,8 @@ def _energy_heads(model: Any) -> list[str]:
 class MTBenchCalculator(Calculator):
     """Energy (``energy``, ``free_energy``, per-atom ``energies``), ``forces`` and ``stress`` of one energy head.
 
-    ``model``: anything :func:`mtbench.export.load.load_model` accepts (run dir, checkpoint, frozen model, DeePMD
-    ``.dp``), a ``LoadedModel`` or a ``MultiTaskModel``. ``head``: the energy head (needed when there are several).
+    ``model``: anything :func:`mtbench.export.load.load_model` accepts (run dir, checkpoint, any frozen form:
+    united or one-head SavedModel, the per-head folder with ``manifest.json``, DeePMD ``.dp``), a ``LoadedModel`` or a ``MultiTaskModel``. ``head``: the energy head (needed when there are several).
     ``fparam``/``aparam``: frame/atomic parameters for heads trained with them (aparam in ASE's atom order).
     Units: eV, Å; ``stress = -virial / volume`` in eV/Å³, Voigt order (xx, yy, zz, yz, xz, xy), ASE's sign.
     """
@@ -48,7 +48,7 @@ class MTBenchCalculator(Calculator):
         super().__init__(**kwargs)
         from mtbench.inference.predictor import HeadPredictor, as_model
 
-        self.model = as_model(model)
+        self.model = as_model(model, head)
         energy_heads = _energy_heads(self.model)
         if head is None:
             if len(energy_heads) != 1:

@@ -12,8 +12,9 @@ import numpy as np
 from mtbench.errors import SpecError
 
 
-def as_model(model: Any) -> Any:
-    """A :class:`~mtbench.model.multitask.MultiTaskModel` from a model, a ``LoadedModel`` or a path."""
+def as_model(model: Any, head: str | None = None) -> Any:
+    """A :class:`~mtbench.model.multitask.MultiTaskModel` from a model, a ``LoadedModel`` or a path (of a
+    per-head frozen folder only ``head`` is loaded when given)."""
     from mtbench.model.multitask import MultiTaskModel
 
     if isinstance(model, MultiTaskModel):
@@ -23,7 +24,7 @@ def as_model(model: Any) -> Any:
     if isinstance(model, (str, os.PathLike)):
         from mtbench.export.load import load_model
 
-        return load_model(model).model
+        return load_model(model, head=head).model
     raise TypeError(f"not a model, LoadedModel or path: {type(model).__name__}")
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mtbench.errors import DataError
-from mtbench.evaluation.neighbor_stat import main, neighbor_stat, wrap_up_4
+from mtbench.cli.neighbor_stat import main
+from mtbench.evaluation.neighbor_stat import neighbor_stat, wrap_up_4
 
 
 def test_wrap_up_4_is_deepmds_rounding() -> None:

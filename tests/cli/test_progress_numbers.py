@@ -7,7 +7,7 @@ import math
 import pytest
 
 from mtbench.train.progress import TrainingProgress
-from mtbench.train.run import summary_title
+from mtbench.cli.train import summary_title
 
 
 class FakeClock:
