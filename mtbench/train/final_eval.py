@@ -22,21 +22,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-#: dp-test metric that ranks a task, best first, per head kind (the counterpart of train.best.RANKING_ORDER).
-FINAL_RANKING: dict[str, tuple[str, ...]] = {"ener": ("rmse_f", "rmse_ea", "rmse_e"),
-                                             "dipole": ("rmse", "rmse_atomic"),
-                                             "polar": ("rmse", "rmse_atomic")}
-
-
-def final_ranking_metric(metrics: Mapping[str, Any], kind: str = "ener") -> str | None:
-    """The first of :data:`FINAL_RANKING` for ``kind`` with a finite value in ``metrics`` (None if none)."""
-    for m in FINAL_RANKING.get(kind, ()) + tuple(k for k in metrics if k.startswith("rmse")):
-        v = metrics.get(m)
-        if v is not None and math.isfinite(float(v)):
-            return m
-    return None
-
-
 def validation_systems(spec: Mapping[str, Any], bases: Sequence[Path]) -> dict[str, list[str]]:
     """``{task: systems}``: each task's validation data (training data where it has none), as ``mtbench.test``."""
     from mtbench.cli.test import spec_data  # the one rule of mtbench.test for "a head's data"

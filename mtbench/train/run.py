@@ -50,12 +50,12 @@ def objective(summary: Mapping[str, Any], weights: Mapping[str, float]) -> float
     :func:`mtbench.train.final_eval.final_ranking_metric`) when the run has one, so every job is ranked on the same
     frames; else (older summaries) the last display's validation ``rmse``.
     """
-    from mtbench.train.final_eval import final_ranking_metric
+    from mtbench.train.best import final_ranking_metric
 
     full = (summary.get("final_eval") or {}).get("final") or {}
     values: dict[str, float] = {}
     for task, res in full.items():
-        m = final_ranking_metric(res.get("metrics", {}), res.get("kind", "ener"))
+        m = final_ranking_metric(res.get("metrics", {}))
         values[task] = float(res["metrics"][m]) if m else math.nan
     if not full:
         values = {t: (r.get("val") or {}).get("rmse", math.nan) for t, r in summary.get("final", {}).items()}

@@ -75,3 +75,13 @@ def test_metric_names_and_objective() -> None:
     summary = {"final_eval": evaluation, "final": {"a": {"val": {"rmse": 100.0}}, "b": {"val": {"rmse": 100.0}}}}
     assert objective(summary, {"a": 3.0, "b": 1.0}) == pytest.approx((3 * 2.0 + 4.0) / 4)
     assert objective({"final": {"a": {"val": {"rmse": 5.0}}}}, {}) == 5.0
+
+
+def test_final_ranking_metric() -> None:
+    from mtbench.train.best import final_ranking_metric
+
+    assert final_ranking_metric({"rmse_e": 1.0, "rmse_ea": 0.1, "rmse_f": 0.5}) == "rmse_f"
+    assert final_ranking_metric({"rmse_e": 1.0, "rmse_ea": 0.1, "rmse_f": float("nan")}) == "rmse_ea"
+    assert final_ranking_metric({"rmse_atomic": 0.2, "rmse": 0.3, "mae": 0.1}) == "rmse"
+    assert final_ranking_metric({"rmse_atomic": 0.2, "mae": 0.1}) == "rmse_atomic"
+    assert final_ranking_metric({"mae": 0.1}) is None
