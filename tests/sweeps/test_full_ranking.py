@@ -27,4 +27,4 @@ def test_old_runs_keep_last_display_ranking() -> None:
     s = _sweep(False)
     assert s.best_job("w").label == "0"
     assert s.ranking("w") == ("val", "rmse_f")
-    assert "all frames" not in markdown(s)
+    assert "w rmse_f all frames" not in markdown(s) and "**1**" in markdown(s)
