@@ -79,6 +79,8 @@ def job_from_run(store: Store, run: Any, keys: Sequence[str], *, histories: bool
                 curve = _history(store, job.run_id, key)
                 job.curves.setdefault(task, {})[parsed.metric] = curve
                 steps = max([steps, *curve.steps])
+        elif parsed.group == "final":  # final/<task>/<m>: the full end-of-run validation
+            job.full.setdefault(task, {})[parsed.metric] = float(value)
         elif parsed.group == "sampling":
             target = {"fraction": job.fractions, "count": job.counts,
                       "probability": job.requested}.get(parsed.metric)

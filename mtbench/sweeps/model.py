@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtbench.train.best import ranking_metric
+from mtbench.train.best import final_ranking_metric, ranking_metric
 
 DONE = "FINISHED"
 
@@ -46,6 +46,8 @@ class Job:
     run_id: str | None = None
     run_dir: str | None = None
     final: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> metric -> val
+    # task -> dp-test metric -> value: the full end-of-run validation (summary final_eval, MLflow final/<task>/<m>)
+    full: dict[str, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, dict[str, Curve]] = field(default_factory=dict)  # task -> metric -> val curve
     best_hint: dict[str, str] = field(default_factory=dict)  # task -> metric the trainer ranked by
     fractions: dict[str, float] = field(default_factory=dict)
@@ -68,6 +70,11 @@ class Job:
         if v is None or not math.isfinite(v):
             v = self.curves.get(task, {}).get(metric, Curve()).last()
         return float(v) if v is not None else math.nan
+
+    def full_value(self, task: str, metric: str) -> float:
+        """The full end-of-run validation's ``metric`` (dp-test key) of ``task``; NaN when the job has none."""
+        v = self.full.get(task, {}).get(metric)
+        return float(v) if v is not None and math.isfinite(v) else math.nan
 
     def best_value(self, task: str, metric: str) -> float:
         return self.curves.get(task, {}).get(metric, Curve()).best()
@@ -115,6 +122,31 @@ class Sweep:
                 return job.best_hint[task]
         return ranking_metric(self.metrics_of(task))
 
+    def full_primary(self, task: str) -> str | None:
+        """The dp-test metric that ranks jobs on ``task`` by their full end-of-run validation (None: no job has
+        one, e.g. runs from before it existed; then jobs are ranked on :meth:`primary`'s last display)."""
+        merged: dict[str, float] = {}
+        for job in self.jobs:
+            for m, v in job.full.get(task, {}).items():
+                if math.isfinite(v):
+                    merged.setdefault(m, v)
+        return final_ranking_metric(merged)
+
+    def ranking(self, task: str) -> tuple[str, str]:
+        """``(source, metric)`` jobs are ranked on for ``task``: ``("full", m)`` or ``("val", m)``."""
+        full = self.full_primary(task)
+        return ("full", full) if full else ("val", self.primary(task))
+
+    def ranked_value(self, job: Job, task: str) -> float:
+        """``job``'s value of :meth:`ranking` (what "best job per task" compares)."""
+        source, metric = self.ranking(task)
+        return job.full_value(task, metric) if source == "full" else job.final_value(task, metric)
+
+    def ranking_label(self, task: str) -> str:
+        """``final rmse_f`` (full end-of-run validation) or ``rmse_f`` (last display), for tables and tags."""
+        source, metric = self.ranking(task)
+        return f"final {metric}" if source == "full" else metric
+
     def pairs(self) -> list[str]:
         seen: list[str] = []
         for job in self.jobs:
@@ -124,8 +156,7 @@ class Sweep:
         return seen
 
     def best_job(self, task: str) -> Job | None:
-        metric = self.primary(task)
-        ranked = [(j.final_value(task, metric), j) for j in self.jobs if j.ok]
+        ranked = [(self.ranked_value(j, task), j) for j in self.jobs if j.ok]
         ranked = [(v, j) for v, j in ranked if math.isfinite(v)]
         return min(ranked, key=lambda x: x[0])[1] if ranked else None
 

@@ -34,16 +34,16 @@ def summarize(sweep: Sweep, planned_jobs: int | None = None
     metrics: dict[str, list[tuple[float, int]]] = {
         "sweep/jobs": [(n, 0)], "sweep/succeeded": [(ok, 0)], "sweep/failed": [(n - ok - running, 0)]}
     for t in sweep.tasks:
-        m = sweep.primary(t)
+        m = sweep.ranking_label(t).replace(" ", "_")
         best = sweep.best_job(t)
         if best is not None:
-            v = best.final_value(t, m)
+            v = sweep.ranked_value(best, t)
             tags[f"sweep.best.{t}"] = f"job {job_title(best, sweep.keys)}: {m}={v:.4g}"
             if best.run_id:
                 tags[f"sweep.best.{t}.run_id"] = best.run_id
             metrics[f"sweep/best/{t}/{m}"] = [(v, 0)]
         for i, j in enumerate(jobs):
-            v = j.final_value(t, m)
+            v = sweep.ranked_value(j, t)
             if j.ok and math.isfinite(v):
                 step = int(j.label) if j.label.isdigit() else i
                 metrics.setdefault(f"sweep/by_job/{t}/{m}", []).append((v, step))

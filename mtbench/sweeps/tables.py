@@ -20,6 +20,9 @@ def table(sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]]:
         cols.append(f"{t}/val_{m}/final")
     for t, m in metric_cols:
         cols.append(f"{t}/val_{m}/best")
+    full_cols = [(t, m) for t in sweep.tasks for m in dict.fromkeys(m for j in sweep.jobs for m in j.full.get(t, {}))]
+    for t, m in full_cols:
+        cols.append(f"{t}/final_{m}")
     for t in sweep.tasks:
         cols += [f"{t}/sampled_fraction", f"{t}/requested_fraction", f"{t}/steps_trained"]
     pairs = sweep.pairs()
@@ -37,6 +40,8 @@ def table(sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]]:
         for t, m in metric_cols:
             row[f"{t}/val_{m}/final"] = job.final_value(t, m)
             row[f"{t}/val_{m}/best"] = job.best_value(t, m)
+        for t, m in full_cols:
+            row[f"{t}/final_{m}"] = job.full_value(t, m)
         for t in sweep.tasks:
             row[f"{t}/sampled_fraction"] = job.fractions.get(t, math.nan)
             row[f"{t}/requested_fraction"] = job.requested.get(t, math.nan)
@@ -82,9 +87,10 @@ def markdown(sweep: Sweep, plots: Sequence[Path] = ()) -> str:
     tasks = sweep.tasks
     best = {t: sweep.best_job(t) for t in tasks}
     head = ["job", "status", *[short_key(k, sweep.keys) for k in sweep.keys]]
+    full = {t: sweep.full_primary(t) for t in tasks}
     for t in tasks:
         m = sweep.primary(t)
-        head += [f"{t} {m} final", f"{t} {m} best"]
+        head += [f"{t} {m} final", f"{t} {m} best"] + ([f"{t} {full[t]} all frames"] if full[t] else [])
     head += [f"{t} sampled (requested)" for t in tasks]
     pairs = sweep.pairs()
     head += [f"cos {p.replace('__', ' vs ')} (mean)" for p in pairs]
@@ -97,8 +103,12 @@ def markdown(sweep: Sweep, plots: Sequence[Path] = ()) -> str:
         cells = [job.label, job.status, *[job.swept.get(k, "") for k in sweep.keys]]
         for t in tasks:
             m = sweep.primary(t)
-            final = _fmt(job.final_value(t, m))
-            cells += [f"**{final}**" if best[t] is job else final, _fmt(job.best_value(t, m))]
+            last = _fmt(job.final_value(t, m))
+            if full[t]:
+                value = _fmt(job.full_value(t, full[t]))
+                cells += [last, _fmt(job.best_value(t, m)), f"**{value}**" if best[t] is job else value]
+            else:
+                cells += [f"**{last}**" if best[t] is job else last, _fmt(job.best_value(t, m))]
         for t in tasks:
             cells.append(f"{_fmt(job.fractions.get(t, math.nan), 2)} "
                          f"({_fmt(job.requested.get(t, math.nan), 2)})")
@@ -108,12 +118,13 @@ def markdown(sweep: Sweep, plots: Sequence[Path] = ()) -> str:
     lines.append("")
     n_ok = sum(j.ok for j in sweep.jobs)
     lines.append(f"{len(sweep.jobs)} jobs, {n_ok} finished, {len(sweep.jobs) - n_ok} not. "
-                 "Bold: best final value per task (lowest). Validation RMSEs; "
-                 "best = lowest after step 0.")
+                 "Bold: best value per task (lowest): the final evaluation on every validation frame when the "
+                 "runs have one (all frames), else the last display. Validation RMSEs; final/best: the per-display "
+                 "validation (random batches) at the last display, and its lowest after step 0.")
     for t in tasks:
         j = best[t]
         if j is not None:
-            lines.append(f"- best for `{t}` ({sweep.primary(t)}): job {job_title(j, sweep.keys)}")
+            lines.append(f"- best for `{t}` ({sweep.ranking_label(t)}): job {job_title(j, sweep.keys)}")
     failed = [j for j in sweep.jobs if not j.ok]
     for j in failed:
         lines.append(f"- job {j.label} {j.status}" + (f": {j.error}" if j.error else ""))

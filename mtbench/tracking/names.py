@@ -10,6 +10,8 @@ so every producer (trainer, evaluator) builds names here and nowhere else. Layou
     sampling/<task>/fraction         count / total steps so far
     sampling/<task>/probability      the probability the sampler was asked for (step 0)
     best/<task>/<metric>             the best validation value, on the metric that ranks the task (end of run)
+    final/<task>/<m>                 dp-test metric <m> of the last checkpoint on the whole validation data
+    final_best/<task>/<m>            the same for the task's best checkpoint (mtbench.train.final_eval)
     lr                               learning rate
     time/step_s                      wall time per training step (seconds)
     data/<task>/max_neighbors/<type> largest neighbour count seen for an atom type
@@ -29,6 +31,8 @@ VAL = "val"
 TEST = "test"
 SAMPLING = "sampling"
 BEST = "best"
+FINAL = "final"
+FINAL_BEST = "final_best"
 DATA = "data"
 GRAD = "grad"
 
@@ -90,6 +94,16 @@ def best_metric(task: str, metric: str) -> str:
     return f"{BEST}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
 
 
+def final_metric(task: str, metric: str) -> str:
+    """``final/<task>/<m>``: the full validation of the last checkpoint (dp-test metric keys)."""
+    return f"{FINAL}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+
+
+def final_best_metric(task: str, metric: str) -> str:
+    """``final_best/<task>/<m>``: the full validation of the task's best checkpoint (dp-test metric keys)."""
+    return f"{FINAL_BEST}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+
+
 def max_neighbors(task: str, atom_type: str) -> str:
     """``data/<task>/max_neighbors/<type>``."""
     task, atom_type = _component(task, "task name"), _component(atom_type, "atom type")
@@ -119,7 +133,7 @@ def from_lcurve_column(task: str, column: str) -> str:
 
 
 class MetricName(NamedTuple):
-    """A parsed per-task metric name: ``group`` is train/val/test/sampling/best/data/grad."""
+    """A parsed per-task metric name: ``group`` is train/val/test/sampling/best/final/final_best/data/grad."""
 
     group: str
     task: str
@@ -130,7 +144,7 @@ def parse_metric_name(name: str) -> MetricName | None:
     """Split ``<group>/<task>/<metric...>`` into its parts (group: train, val, test, sampling,
     best, data, grad); ``None`` for global names (``lr``, ``time/step_s``, ``grad/cos/...``)."""
     parts = name.split("/", 2)
-    if len(parts) != 3 or parts[0] not in (TRAIN, VAL, TEST, SAMPLING, BEST, DATA, GRAD):
+    if len(parts) != 3 or parts[0] not in (TRAIN, VAL, TEST, SAMPLING, BEST, FINAL, FINAL_BEST, DATA, GRAD):
         return None
     if parts[0] == GRAD and parts[1] == "cos":
         return None

@@ -33,6 +33,24 @@ def ranking_metric(reported: Iterable[str]) -> str:
     return names[0] if names else "rmse"
 
 
+FINAL_RANKING_ORDER: tuple[str, ...] = ("rmse_f", "rmse_ea", "rmse_e", "rmse", "rmse_atomic")
+"""The same preference for the full end-of-run evaluation (:mod:`mtbench.train.final_eval`), in dp-test metric
+keys: forces, else energy per atom, else energy; tensors: the global tensor, else the atomic one."""
+
+
+def final_ranking_metric(metrics: Mapping[str, Any]) -> str | None:
+    """The metric that ranks a task's full evaluation ``metrics`` (dp-test keys): the first of
+    :data:`FINAL_RANKING_ORDER` with a finite value, else the first finite ``rmse*``; None when none is."""
+    def finite(m: str) -> bool:
+        v = metrics.get(m)
+        return v is not None and math.isfinite(float(v))
+
+    for m in (*FINAL_RANKING_ORDER, *(k for k in metrics if k.startswith("rmse"))):
+        if finite(m):
+            return m
+    return None
+
+
 def best_metric_name(task: TaskSpec) -> str:
     """The metric that ranks ``task``'s checkpoints: :func:`ranking_metric` of what its loss reports."""
     from mtbench.loss import reported_metrics  # TensorFlow: only the trainer calls this

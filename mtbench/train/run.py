@@ -44,15 +44,42 @@ def prepare_spec(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, An
 
 
 def objective(summary: Mapping[str, Any], weights: Mapping[str, float]) -> float:
-    """One number for sweepers: the weight-averaged final validation ``rmse`` over tasks."""
+    """One number for sweepers: the weight-averaged final validation error over tasks.
+
+    From the full end-of-run evaluation (``summary["final_eval"]["final"]``, each task's ranking metric of
+    :func:`mtbench.train.final_eval.final_ranking_metric`) when the run has one, so every job is ranked on the same
+    frames; else (older summaries) the last display's validation ``rmse``.
+    """
+    from mtbench.train.best import final_ranking_metric
+
+    full = (summary.get("final_eval") or {}).get("final") or {}
+    values: dict[str, float] = {}
+    for task, res in full.items():
+        m = final_ranking_metric(res.get("metrics", {}))
+        values[task] = float(res["metrics"][m]) if m else math.nan
+    if not full:
+        values = {t: (r.get("val") or {}).get("rmse", math.nan) for t, r in summary.get("final", {}).items()}
     num = den = 0.0
-    for task, res in summary.get("final", {}).items():
-        v = res.get("val", {}).get("rmse", math.nan)
+    for task, v in values.items():
+        v = math.nan if v is None else v
         w = float(weights.get(task, 1.0))
         if math.isfinite(v) and w > 0:
             num += w * v
             den += w
     return num / den if den else math.nan
+
+
+def end_of_run_evaluation(run_dir: Path, spec: Mapping[str, Any], base: Path | None, tracker: Any,
+                          summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Every task on its whole validation data (:mod:`mtbench.train.final_eval`), logged at the last step."""
+    from mtbench.train.final_eval import final_evaluation, metrics_to_log
+
+    bases = [b for b in (base, run_dir, Path.cwd()) if b is not None]
+    evaluation = final_evaluation(run_dir, spec, bases)
+    metrics = metrics_to_log(evaluation)
+    if metrics:
+        tracker.log_metrics(metrics, int(summary.get("steps") or 0))
+    return evaluation
 
 
 def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str | Path | None = None,
@@ -85,6 +112,7 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
 
         trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress)
         summary = trainer.train()
+        summary["final_eval"] = end_of_run_evaluation(run_dir, spec, base, tracker, summary)
         summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
         summary["run_id"] = getattr(tracker, "run_id", None)
         summary["tracking_uri"] = getattr(tracker, "tracking_uri", None)
