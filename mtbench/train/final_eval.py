@@ -22,9 +22,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+
 def validation_systems(spec: Mapping[str, Any], bases: Sequence[Path]) -> dict[str, list[str]]:
     """``{task: systems}``: each task's validation data (training data where it has none), as ``mtbench.test``."""
-    from mtbench.cli.test import spec_data  # the one rule of mtbench.test for "a head's data"
+    from mtbench.evaluation.dp_test import spec_data  # the one rule of mtbench.test for "a head's data"
 
     return spec_data(spec, bases, "validation")
 
