@@ -40,15 +40,47 @@ def best_metric_name(task: TaskSpec) -> str:
     return ranking_metric(reported_metrics(task.loss))
 
 
+DIVERGENCE_FACTOR = 1e3
+"""A validation metric above this factor times its lowest value so far has diverged."""
+
+
+def diverged_metrics(val: Mapping[str, float], floors: Mapping[str, float]) -> list[str]:
+    """The metrics of ``val`` that are above :data:`DIVERGENCE_FACTOR` x their ``floors`` (lowest so far)."""
+    return [k for k, v in val.items()
+            if math.isfinite(v) and k in floors and floors[k] > 0 and v > DIVERGENCE_FACTOR * floors[k]]
+
+
 class BestTracker:
+    """Per task: the best validation result so far, and the lowest value seen of each metric (``floors``).
+
+    A result where any metric is NaN/inf or has grown :data:`DIVERGENCE_FACTOR`-fold over its floor is never best,
+    whatever its ranking metric says (a model with ``rmse_e`` 5.8e23 is not best on ``rmse_f``).
+    """
+
     def __init__(self, metric_names: Mapping[str, str]) -> None:
         self.metric = dict(metric_names)
         self.best: dict[str, dict[str, Any]] = {}
+        self.floors: dict[str, dict[str, float]] = {}
+
+    def observe(self, task: str, val: Mapping[str, float]) -> list[str]:
+        """Record one validation result; returns the metrics that diverged (vs. the floors before it)."""
+        floors = self.floors.setdefault(task, {})
+        diverged = diverged_metrics(val, floors)
+        for k, v in val.items():
+            if math.isfinite(v):
+                floors[k] = min(floors.get(k, math.inf), float(v))
+            else:
+                floors.setdefault(k, math.inf)  # seen; stays non-finite until a finite value comes
+        return diverged
 
     def improves(self, task: str, val: Mapping[str, float], step: int) -> bool:
         name = self.metric[task]
         v = val.get(name, math.nan)
         if not math.isfinite(v):
+            return False
+        floors = self.floors.get(task, {})
+        if diverged_metrics(val, floors) or any(
+                not math.isfinite(x) and math.isfinite(floors.get(k, math.nan)) for k, x in val.items()):
             return False
         cur = self.best.get(task)
         if cur is None or v < cur["value"]:
