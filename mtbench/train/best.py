@@ -53,7 +53,7 @@ def diverged_metrics(val: Mapping[str, float], floors: Mapping[str, float]) -> l
 class BestTracker:
     """Per task: the best validation result so far, and the lowest value seen of each metric (``floors``).
 
-    A result where any metric is NaN/inf or has grown :data:`DIVERGENCE_FACTOR`-fold over its floor is never best,
+    A result whose ranking metric is NaN/inf, where any metric is inf, or where any has grown :data:`DIVERGENCE_FACTOR`-fold over its floor is never best,
     whatever its ranking metric says (a model with ``rmse_e`` 5.8e23 is not best on ``rmse_f``).
     """
 
@@ -79,8 +79,9 @@ class BestTracker:
         if not math.isfinite(v):
             return False
         floors = self.floors.get(task, {})
-        if diverged_metrics(val, floors) or any(
-                not math.isfinite(x) and math.isfinite(floors.get(k, math.nan)) for k, x in val.items()):
+        # inf anywhere, or a metric grown 1e3-fold: not best. NaN alone is not refused: a validation batch without
+        # some label (a global-only dipole system) has NaN in that column; a NaN model is NaN on ``name`` too
+        if diverged_metrics(val, floors) or any(math.isinf(x) for x in val.values()):
             return False
         cur = self.best.get(task)
         if cur is None or v < cur["value"]:

@@ -27,8 +27,6 @@ def _diffs(old: Any, new: Any, path: str) -> list[tuple[str, Any, Any]]:
                 continue
             out += _diffs(old.get(key, _MISSING), new.get(key, _MISSING), f"{path}.{key}" if path else str(key))
         return out
-    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)) and len(old) == len(new):
-        return [d for k, (a, b) in enumerate(zip(old, new)) for d in _diffs(a, b, f"{path}[{k}]")]
     return [] if old == new else [(path, old, new)]
 
 

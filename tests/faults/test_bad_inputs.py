@@ -241,7 +241,10 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tiny_data: Path, tmp_pat
 def test_nonfinite_steps_skipped_on_request(tiny_data: Path, tmp_path: Path) -> None:
     root = _data(tiny_data, tmp_path)
     spec = _spec(root, steps=3)
-    _huge_energy(root)
+    for p in (root / "water_tip3p").rglob("energy.npy"):  # +-1e200: the fitted energy bias cannot absorb it
+        e = np.load(p)
+        np.save(p, np.where(np.arange(e.shape[0]).reshape(-1, *[1] * (e.ndim - 1)) % 2 == 0, 1e200, -1e200)
+                * np.ones_like(e))
     spec["training"]["on_nonfinite"] = "skip"
     spec["model"]["data_stat_nbatch"] = 1
     proc = _train(tmp_path, spec, mlflow=True)
