@@ -102,6 +102,7 @@ class TaskDataset:
         auto_prob: str = "prob_sys_size",
         key: str = "training_data",
         fmt: str | None = None,
+        drop_bad_frames: bool = False,
     ) -> None:
         self.key = key.removesuffix(".systems")
         self.type_map = list(type_map)
@@ -109,7 +110,8 @@ class TaskDataset:
         self.paths = expand_systems(systems, key=f"{key}.systems")
         self.systems: list[DeepmdSystem] = []
         for path in self.paths:
-            self.systems.extend(load_systems(path, self.type_map, self.requirements, fmt=fmt))
+            self.systems.extend(load_systems(path, self.type_map, self.requirements, fmt=fmt,
+                                             drop_bad_frames=drop_bad_frames))
         self.batch_sizes = self._batch_sizes(batch_size)
         self.nbatches = [
             sum(max(1, n // bs) for n in system.set_nframes)
@@ -135,6 +137,11 @@ class TaskDataset:
     def natoms_total(self) -> int:
         """Atoms over all frames of all systems."""
         return int(sum(s.natoms * s.nframes for s in self.systems))
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames dropped at load time (``drop_bad_frames``), over all systems."""
+        return int(sum(s.dropped_frames for s in self.systems))
 
     @property
     def total_nbatches(self) -> int:

@@ -64,8 +64,14 @@ def label_file_candidates(key: str) -> list[str]:
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic != b"\x93NUMPY":
+            raise DataError(str(path), "not a valid .npy array (random bytes?)")
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
+        if "pickle" in str(exc):
+            raise DataError(str(path), "not a valid .npy array (random bytes?)") from None
         raise DataError(str(path), f"cannot read the array ({exc})") from None
 
 
@@ -100,6 +106,8 @@ def read_npy_system(path: str | os.PathLike[str], label_keys: dict[str, bool]) -
         if not coord_file.is_file():
             raise DataError(str(coord_file), "missing (every set needs coord.npy)")
         coord = _load_npy(coord_file).astype(np.float64)
+        if coord.size == 0:
+            raise DataError(str(coord_file), "0 frames: an empty set (remove it or add frames)")
         if coord.ndim == 1:
             coord = coord.reshape(1, -1)
         coord = coord.reshape(coord.shape[0], -1)

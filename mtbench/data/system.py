@@ -6,6 +6,7 @@ per-type blocks; :attr:`DeepmdSystem.idx_map` maps back to the order on disk.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,14 @@ from mtbench.data.neighbor import (
 )
 from mtbench.data.requirements import LabelRequirement
 from mtbench.errors import DataError, SpecError
+
+
+log = logging.getLogger("mtbench")
+
+
+def _describe(value: float) -> str:
+    """``NaN``, ``inf`` or ``-inf``: how a bad value is named in a message."""
+    return "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 INDEX_TYPE_PREFIX = "type_"
@@ -76,14 +85,15 @@ def load_systems(
     type_map: Sequence[str],
     requirements: Sequence[LabelRequirement],
     fmt: str | None = None,
+    drop_bad_frames: bool = False,
 ) -> list[DeepmdSystem]:
     """The systems at ``path``: one for a deepmd/npy directory, one per composition for
     a dpdata file that holds several."""
     fmt_used = _resolve_format(path, fmt)
     if fmt_used in NPY_FORMATS:
-        return [DeepmdSystem(path, type_map, requirements)]
+        return [DeepmdSystem(path, type_map, requirements, drop_bad_frames=drop_bad_frames)]
     raws = read_dpdata(path, fmt_used)
-    return [DeepmdSystem.from_raw(raw, type_map, requirements) for raw in raws]
+    return [DeepmdSystem.from_raw(raw, type_map, requirements, drop_bad_frames=drop_bad_frames) for raw in raws]
 
 
 def stored_types(path: str | os.PathLike[str], fmt: str | None = None) -> list[RawSystem]:
@@ -136,6 +146,7 @@ class DeepmdSystem:
         type_map: Sequence[str],
         requirements: Sequence[LabelRequirement],
         fmt: str | None = None,
+        drop_bad_frames: bool = False,
     ) -> None:
         fmt_used = _resolve_format(path, fmt)
         if fmt_used in NPY_FORMATS:
@@ -147,19 +158,21 @@ class DeepmdSystem:
                     str(path), f"holds {len(raws)} compositions; read it with load_systems() to get one system each"
                 )
             raw = raws[0]
-        self._setup(raw, type_map, requirements)
+        self._setup(raw, type_map, requirements, drop_bad_frames)
 
     @classmethod
     def from_raw(
-        cls, raw: RawSystem, type_map: Sequence[str], requirements: Sequence[LabelRequirement]
+        cls, raw: RawSystem, type_map: Sequence[str], requirements: Sequence[LabelRequirement],
+        drop_bad_frames: bool = False,
     ) -> DeepmdSystem:
         """A system from arrays already read (dpdata, synthetic data)."""
         self = cls.__new__(cls)
-        self._setup(raw, type_map, requirements)
+        self._setup(raw, type_map, requirements, drop_bad_frames)
         return self
 
     # ------------------------------------------------------------------ reading
-    def _setup(self, raw: RawSystem, type_map: Sequence[str], requirements: Sequence[LabelRequirement]) -> None:
+    def _setup(self, raw: RawSystem, type_map: Sequence[str], requirements: Sequence[LabelRequirement],
+               drop_bad_frames: bool = False) -> None:
         self.path = raw.path
         self.type_map = list(type_map)
         self.requirements = list(requirements)
@@ -177,6 +190,9 @@ class DeepmdSystem:
         coords, boxes, copies = [], [], []
         labels: dict[str, list[np.ndarray]] = {r.key: [] for r in self.requirements}
         found: dict[str, list[float]] = {r.key: [] for r in self.requirements}
+        kept_sets: list[RawSet] = []
+        set_sizes: list[int] = []
+        self.dropped_frames = 0
         for raw_set in raw.sets:
             nf = raw_set.nframes
             if raw_set.coord.shape[1] != 3 * self.natoms:
@@ -184,19 +200,36 @@ class DeepmdSystem:
                     raw_set.sources.get("coord", raw_set.name),
                     f"expected shape ({nf}, {3 * self.natoms}) for {self.natoms} atoms, got {raw_set.coord.shape}",
                 )
-            coords.append(raw_set.coord.reshape(nf, self.natoms, 3)[:, self.idx_map])
+            coord = raw_set.coord.reshape(nf, self.natoms, 3)[:, self.idx_map]
             if self.nopbc or raw_set.box is None:
-                boxes.append(np.zeros((nf, 3, 3)))
+                box = np.zeros((nf, 3, 3))
             else:
-                boxes.append(raw_set.box.reshape(nf, 3, 3))
-            copies.append(raw_set.numb_copy if raw_set.numb_copy is not None else np.ones(nf, dtype=np.int64))
-            for req in self.requirements:
-                value, present = self._label(raw_set, req)
-                labels[req.key].append(value)
-                found[req.key].append(1.0 if present else 0.0)
+                box = raw_set.box.reshape(nf, 3, 3)
+            copy = raw_set.numb_copy if raw_set.numb_copy is not None else np.ones(nf, dtype=np.int64)
+            set_labels: dict[str, tuple[np.ndarray, bool]] = {
+                req.key: self._label(raw_set, req) for req in self.requirements
+            }
+            bad = self._bad_frames(raw_set, coord, box, set_labels, drop_bad_frames)
+            if bad.any():
+                self.dropped_frames += int(bad.sum())
+                keep = ~bad
+                if not keep.any():
+                    continue  # the whole set is bad: dropped (a system left with no frame is refused below)
+                coord, box, copy = coord[keep], box[keep], copy[keep]
+                set_labels = {k: (v[keep], present) for k, (v, present) in set_labels.items()}
+            coords.append(coord)
+            boxes.append(box)
+            copies.append(copy)
+            for key, (value, present) in set_labels.items():
+                labels[key].append(value)
+                found[key].append(1.0 if present else 0.0)
+            kept_sets.append(raw_set)
+            set_sizes.append(int(coord.shape[0]))
+        if not kept_sets:
+            raise DataError(self.path, f"0 frames left after dropping {self.dropped_frames} bad frames")
 
-        self.set_names = [s.name for s in raw.sets]
-        self.set_bounds = np.cumsum([0] + [s.nframes for s in raw.sets]).astype(np.int64)
+        self.set_names = [s.name for s in kept_sets]
+        self.set_bounds = np.cumsum([0] + set_sizes).astype(np.int64)
         self.nframes = int(self.set_bounds[-1])
         self.coord = np.concatenate(coords).astype(np.float64)
         self.box = np.concatenate(boxes).astype(np.float64)
@@ -204,6 +237,44 @@ class DeepmdSystem:
         self.labels = {k: np.concatenate(v).astype(np.float64) for k, v in labels.items()}
         self.find = {k: np.asarray(v, dtype=np.float64) for k, v in found.items()}
         self._neighbors: dict[NeighborSpec, NeighborData] = {}
+
+    def _bad_frames(self, raw_set: RawSet, coord: np.ndarray, box: np.ndarray,
+                    set_labels: dict[str, tuple[np.ndarray, bool]], drop: bool) -> np.ndarray:
+        """Frames of one set with a non-finite coordinate, box or label, or a box of zero volume.
+
+        Raises on the first one naming file, frame and value, unless ``drop``: then they are returned (and logged).
+        """
+        nf = coord.shape[0]
+        checks: list[tuple[str, np.ndarray]] = [(raw_set.sources.get("coord", raw_set.name), coord)]
+        if not (self.nopbc or raw_set.box is None):
+            checks.append((str(Path(raw_set.name) / "box.npy"), box))
+        for key, (value, present) in set_labels.items():
+            if present:
+                checks.append((raw_set.sources.get(key, raw_set.name), value))
+        bad = np.zeros(nf, dtype=bool)
+        for source, array in checks:
+            flat = array.reshape(nf, -1)
+            rows = ~np.isfinite(flat).all(axis=1)
+            if rows.any() and not drop:
+                frame = int(np.flatnonzero(rows)[0])
+                value = flat[frame][~np.isfinite(flat[frame])][0]
+                raise DataError(source, f"frame {frame} is {_describe(value)} "
+                                        "(fix it, or set training_data.drop_bad_frames: true to drop such frames)")
+            bad |= rows
+        if not (self.nopbc or raw_set.box is None):
+            with np.errstate(invalid="ignore"):
+                volume = np.abs(np.linalg.det(np.where(np.isfinite(box), box, 0.0)))
+            flat = ~bad & (volume < 1e-8)
+            if flat.any() and not drop:
+                frame = int(np.flatnonzero(flat)[0])
+                raise DataError(str(Path(raw_set.name) / "box.npy"),
+                                f"frame {frame}: the box has zero volume ({box[frame].reshape(-1).tolist()}); "
+                                "a non-periodic system needs an empty 'nopbc' file instead")
+            bad |= flat
+        if bad.any():
+            log.warning("%s: dropped %d of %d frames (non-finite values or a zero-volume box)",
+                        raw_set.name, int(bad.sum()), nf)
+        return bad
 
     def _model_types(self, raw: RawSystem) -> np.ndarray:
         """Atom types as indices into the model's type_map (original atom order)."""

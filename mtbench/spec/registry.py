@@ -297,6 +297,8 @@ TRAINING_DATA: Schema = {
     "set_prefix": _o("set", "str"),
     "rglob_patterns": _o(None, "list", "null", status="fixed"),
     "min_pair_dist": _o(0.0, *NUM, status="ignored"),
+    "drop_bad_frames": _o(False, "bool", doc="drop frames with non-finite values or a zero-volume box (counted "
+                                             "in the log and as data/<task>/dropped_frames) instead of refusing them"),
 }
 VALIDATION_DATA: Schema = {
     **TRAINING_DATA,
@@ -326,6 +328,8 @@ TRAINING: Schema = {
     "init_frz_model": _o(None, "str", "null", doc="frozen model to initialise from"),
     "sampling": _o({"type": "weights"}, "dict", doc="task sampling: {type: weights|temperature|epochs, ...}"),
     "diagnostics": _o({}, "dict", doc="training diagnostics: {grad_cosine: true}"),
+    "on_nonfinite": _o("stop", "str", doc="a non-finite loss or gradient: stop (the run fails at that step) | "
+                                          "skip (the update is skipped, counted as train/<task>/skipped_steps)"),
     # DeePMD-kit keys mtbench does not use
     "numb_epoch": _o(None, *NUM, "null", aliases=("num_epochs", "num_epoch", "numb_epochs"), status="fixed"),
     **{

@@ -15,6 +15,8 @@ so every producer (trainer, evaluator) builds names here and nowhere else. Layou
     lr                               learning rate
     time/step_s                      wall time per training step (seconds)
     data/<task>/max_neighbors/<type> largest neighbour count seen for an atom type
+    data/<task>/dropped_frames       training frames dropped at load time (``drop_bad_frames``)
+    train/<task>/skipped_steps       steps skipped for a non-finite loss/gradient (``on_nonfinite: skip``)
     grad/<task>/norm                 global gradient norm of the task's loss
     grad/cos/<taskA>__<taskB>        cosine between two tasks' gradients on shared variables
 
@@ -108,6 +110,16 @@ def max_neighbors(task: str, atom_type: str) -> str:
     """``data/<task>/max_neighbors/<type>``."""
     task, atom_type = _component(task, "task name"), _component(atom_type, "atom type")
     return f"{DATA}/{task}/max_neighbors/{atom_type}"
+
+
+def dropped_frames(task: str) -> str:
+    """``data/<task>/dropped_frames``."""
+    return f"{DATA}/{_component(task, 'task name')}/dropped_frames"
+
+
+def skipped_steps(task: str) -> str:
+    """``train/<task>/skipped_steps``."""
+    return train_metric(task, "skipped_steps")
 
 
 def grad_norm(task: str) -> str:

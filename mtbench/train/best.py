@@ -58,15 +58,48 @@ def best_metric_name(task: TaskSpec) -> str:
     return ranking_metric(reported_metrics(task.loss))
 
 
+DIVERGENCE_FACTOR = 1e3
+"""A validation metric above this factor times its lowest value so far has diverged."""
+
+
+def diverged_metrics(val: Mapping[str, float], floors: Mapping[str, float]) -> list[str]:
+    """The metrics of ``val`` that are above :data:`DIVERGENCE_FACTOR` x their ``floors`` (lowest so far)."""
+    return [k for k, v in val.items()
+            if math.isfinite(v) and k in floors and floors[k] > 0 and v > DIVERGENCE_FACTOR * floors[k]]
+
+
 class BestTracker:
+    """Per task: the best validation result so far, and the lowest value seen of each metric (``floors``).
+
+    A result whose ranking metric is NaN/inf, where any metric is inf, or where any has grown :data:`DIVERGENCE_FACTOR`-fold over its floor is never best,
+    whatever its ranking metric says (a model with ``rmse_e`` 5.8e23 is not best on ``rmse_f``).
+    """
+
     def __init__(self, metric_names: Mapping[str, str]) -> None:
         self.metric = dict(metric_names)
         self.best: dict[str, dict[str, Any]] = {}
+        self.floors: dict[str, dict[str, float]] = {}
+
+    def observe(self, task: str, val: Mapping[str, float]) -> list[str]:
+        """Record one validation result; returns the metrics that diverged (vs. the floors before it)."""
+        floors = self.floors.setdefault(task, {})
+        diverged = diverged_metrics(val, floors)
+        for k, v in val.items():
+            if math.isfinite(v):
+                floors[k] = min(floors.get(k, math.inf), float(v))
+            else:
+                floors.setdefault(k, math.inf)  # seen; stays non-finite until a finite value comes
+        return diverged
 
     def improves(self, task: str, val: Mapping[str, float], step: int) -> bool:
         name = self.metric[task]
         v = val.get(name, math.nan)
         if not math.isfinite(v):
+            return False
+        floors = self.floors.get(task, {})
+        # inf anywhere, or a metric grown 1e3-fold: not best. NaN alone is not refused: a validation batch without
+        # some label (a global-only dipole system) has NaN in that column; a NaN model is NaN on ``name`` too
+        if diverged_metrics(val, floors) or any(math.isinf(x) for x in val.values()):
             return False
         cur = self.best.get(task)
         if cur is None or v < cur["value"]:

@@ -48,6 +48,14 @@ def to_inputs(batch: Mapping[str, Any], signature: Mapping[str, tf.TensorSpec],
     return out
 
 
+def all_finite(loss: tf.Tensor, grads: Sequence[tf.Tensor | None]) -> tf.Tensor:
+    """In-graph: whether the loss and every gradient are finite (one boolean, no host sync)."""
+    checks = [tf.reduce_all(tf.math.is_finite(loss))]
+    checks += [tf.reduce_all(tf.math.is_finite(g.values if isinstance(g, tf.IndexedSlices) else g))
+               for g in grads if g is not None]
+    return tf.reduce_all(tf.stack(checks))
+
+
 class TaskSteps:
     """The compiled train/eval steps of one task."""
 
@@ -76,10 +84,17 @@ class TaskSteps:
             pred = self._predict(batch)
             loss, metrics = self.loss(pred, batch, lr_ratio)
         grads = tape.gradient(loss, self.variables)
-        self.optimizer.apply(grads, lr)
+        finite = all_finite(loss, grads)
+
+        def update() -> tf.Tensor:
+            self.optimizer.apply(grads, lr)
+            return tf.constant(True)
+
+        # a non-finite step leaves weights and Adam moments untouched; the host reads ``finite`` with the metrics
+        tf.cond(finite, update, lambda: tf.constant(False))
         desc = [tf.reshape(g, [-1]) for g in grads[: self.n_descriptor] if g is not None]
         desc_grad = tf.concat(desc, 0) if desc else tf.zeros([0], tf.float64)
-        return loss, metrics, tf.cast(desc_grad, tf.float64)
+        return loss, metrics, tf.cast(desc_grad, tf.float64), finite
 
     def _eval(self, batch: Mapping[str, tf.Tensor], lr_ratio: tf.Tensor):
         self.trace_counts["eval"] += 1

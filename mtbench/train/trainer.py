@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from mtbench.data.dataset import TaskDataset
 from mtbench.data.requirements import LabelRequirement, label_requirements
-from mtbench.errors import SpecError
+from mtbench.errors import MtbenchError, SpecError
 from mtbench.loss import Loss, build_loss
 from mtbench.model.multitask import MultiTaskModel
 from mtbench.rundir import DEFAULT_DISP_FILE, DEFAULT_SAVE_CKPT, RunDir
@@ -28,8 +28,9 @@ from mtbench.spec.paths import resolve_system_path
 from mtbench.spec.tasks import TaskSpec, task_view
 from mtbench.tracking import names
 from mtbench.train import statistics
-from mtbench.train.best import BestTracker, best_metric_name
+from mtbench.train.best import DIVERGENCE_FACTOR, BestTracker, best_metric_name
 from mtbench.train.checkpoint import load_checkpoint, save_checkpoint
+from mtbench.train.restart import check_restart
 from mtbench.train.diagnostics import GradientWindow, gradient_diagnostics
 from mtbench.train.lr import ExpDecayLR
 from mtbench.train.optimizer import Adam
@@ -57,6 +58,8 @@ class TaskRuntime:
     window: list[dict[str, float]] = field(default_factory=list)  # train metrics since the last display
     grad: "GradientWindow" = field(default_factory=lambda: GradientWindow())
     lcurve: Any = None
+    skipped: int = 0  # steps skipped for a non-finite loss/gradient (on_nonfinite: skip)
+    last_loss: float = float("nan")  # the last finite training loss
 
     @property
     def name(self) -> str:
@@ -68,6 +71,14 @@ def _systems(data_cfg: Mapping[str, Any], base_dir: Path | None) -> list[str]:
     if isinstance(systems, str):
         systems = [systems]
     return [resolve_system_path(s, base_dir) for s in systems]
+
+
+ON_NONFINITE = ("stop", "skip")
+
+
+class NonFiniteLoss(MtbenchError):
+    """A task's loss or gradient became NaN/inf: the run stops at that step (exit 2: the data or the learning rate
+    the user chose caused it, and the message says which task, step and rate)."""
 
 
 def check_labels(task: TaskSpec, requirements: list[LabelRequirement], data: TaskDataset, which: str) -> None:
@@ -101,6 +112,10 @@ class Trainer:
         self.max_ckpt_keep = int(training.get("max_ckpt_keep", 5))
         self.save_ckpt = str(training.get("save_ckpt") or DEFAULT_SAVE_CKPT)
         self.disp_file = str(training.get("disp_file") or DEFAULT_DISP_FILE)
+        self.on_nonfinite = str(training.get("on_nonfinite") or "stop")
+        if self.on_nonfinite not in ON_NONFINITE:
+            raise SpecError("training.on_nonfinite", f"expected one of {', '.join(ON_NONFINITE)}, "
+                                                     f"got {self.on_nonfinite!r}")
         self.seed = training.get("seed")
         self.type_map = list(spec["model"]["type_map"])
         self.tasks = task_view(spec)
@@ -119,6 +134,8 @@ class Trainer:
         ckpt = load_checkpoint(restart) if restart else None
         stats_heads: set[str] | None = None  # None: every head (and the descriptor) gets fresh statistics
         if ckpt is not None:
+            for change in check_restart(ckpt["spec"], self.spec, ckpt["path"]):
+                log.info(change)
             self.model = MultiTaskModel.from_dict(ckpt["model"])
         elif init:
             from mtbench.export.init_from_frozen import initial_model
@@ -138,7 +155,9 @@ class Trainer:
             train_data = TaskDataset(_systems(tcfg, self.base_dir), self.type_map, req,
                                      batch_size=tcfg.get("batch_size", "auto"), sys_probs=tcfg.get("sys_probs"),
                                      auto_prob=tcfg.get("auto_prob", "prob_sys_size"),
-                                     key=f"{key}.training_data")
+                                     key=f"{key}.training_data",
+                                     drop_bad_frames=bool(tcfg.get("drop_bad_frames", False)))
+            self._report_dropped(name, train_data)
             check_labels(ts, req, train_data, "training_data")
             vcfg = ts.validation_data
             val_data = None
@@ -146,7 +165,8 @@ class Trainer:
                 val_data = TaskDataset(_systems(vcfg, self.base_dir), self.type_map, req,
                                        batch_size=vcfg.get("batch_size", 1), sys_probs=vcfg.get("sys_probs"),
                                        auto_prob=vcfg.get("auto_prob", "prob_sys_size"),
-                                       key=f"{key}.validation_data")
+                                       key=f"{key}.validation_data",
+                                       drop_bad_frames=bool(vcfg.get("drop_bad_frames", False)))
             lr = ExpDecayLR.from_config(ts.learning_rate, self.numb_steps)
             opt = Adam(self.model.trainable_variables_of(name), name=f"adam_{name}")
             sig = batch_signature(req, nspecs, int(ts.fitting_net.get("numb_fparam", 0) or 0),
@@ -173,6 +193,15 @@ class Trainer:
         else:
             statistics.compute_statistics(self.model, self.runtime,
                                           int(self.spec["model"].get("data_stat_nbatch", 10)), heads=stats_heads)
+
+    def _report_dropped(self, task: str, data: TaskDataset) -> None:
+        """Frames dropped by ``drop_bad_frames``: one log line per system and ``data/<task>/dropped_frames``."""
+        for system in data.systems:
+            if system.dropped_frames:
+                log.warning("%s: %s dropped %d bad frames (drop_bad_frames), %d left", task, system.path,
+                            system.dropped_frames, system.nframes)
+        if self.tracker is not None and data.dropped_frames:
+            self.tracker.log_metrics({names.dropped_frames(task): float(data.dropped_frames)}, step=0)
 
     def _fresh_model(self) -> MultiTaskModel:
         model_cfg = self.spec["model"]
@@ -262,11 +291,15 @@ class Trainer:
                 rt = self.runtime[task]
                 batch = rt.train_data.get_batch(rt.train_rng, nspecs=rt.steps.nspecs)
                 lr = rt.lr.value(self.step)
-                _, metrics, desc_grad = rt.steps.train(to_inputs(batch, rt.steps.signature, rt.steps.nspecs),
-                                                       tf.constant(lr, tf.float64),
-                                                       tf.constant(rt.lr.ratio(self.step), tf.float64))
-                rt.window.append({k: float(v) for k, v in metrics.items()})
-                rt.grad.add(desc_grad.numpy())
+                loss, metrics, desc_grad, finite = rt.steps.train(
+                    to_inputs(batch, rt.steps.signature, rt.steps.nspecs), tf.constant(lr, tf.float64),
+                    tf.constant(rt.lr.ratio(self.step), tf.float64))
+                if bool(finite):  # read with the metrics below: no extra host sync
+                    rt.window.append({k: float(v) for k, v in metrics.items()})
+                    rt.grad.add(desc_grad.numpy())
+                    rt.last_loss = float(loss)
+                else:
+                    self._nonfinite(task, rt, lr)
                 self.step += 1
                 progress.advance(task, rt.window[-1].get("rmse", float("nan")))
                 last = self.step == self.numb_steps or self.sampler.exhausted()
@@ -313,6 +346,8 @@ class Trainer:
             if self.step == 0:
                 metrics[names.sampling_probability(name)] = float(
                     self.sampler.requested[self.sampler.tasks.index(name)])
+            if rt.skipped:
+                metrics[names.skipped_steps(name)] = float(rt.skipped)
             progress.set_val(name, val.get("rmse", float("nan")))
         if self.diagnostics.get("grad_cosine", True):
             metrics.update(gradient_diagnostics({n: rt.grad for n, rt in self.runtime.items()}))
@@ -320,6 +355,7 @@ class Trainer:
             rt.grad.reset()
         if self.step > 0:
             self._update_best(final)
+        self._check_divergence(final)
         metrics[names.LR] = next(iter(self.runtime.values())).lr.value(self.step)
         if self.step > 0:
             metrics[names.STEP_TIME] = step_s
@@ -335,6 +371,30 @@ class Trainer:
                                 optimizers={t: rt.optimizer.get_state() for t, rt in self.runtime.items()},
                                 state=self.trainer_state(), spec=dict(self.spec), pointer=False)
                 self.best.write(self.rundir)
+
+    def _nonfinite(self, task: str, rt: TaskRuntime, lr: float) -> None:
+        """A step whose loss or gradient is NaN/inf (its update was already skipped in-graph): count it, or stop."""
+        if self.on_nonfinite == "skip":
+            rt.skipped += 1
+            log.warning("%s: non-finite loss/gradient at step %d (lr %.3g): update skipped (%d so far)",
+                        task, self.step, lr, rt.skipped)
+            return
+        latest = self.rundir.latest_checkpoint()
+        where = f"; the latest checkpoint stays {latest}" if latest else ""
+        raise NonFiniteLoss(f"task {task}: non-finite loss or gradient at step {self.step} (lr {lr:.3g}, last finite "
+                            f"loss {rt.last_loss:.4g}){where}; check the data and lower the learning rate, or set "
+                            "training.on_nonfinite: skip")
+
+    def _check_divergence(self, final: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:
+        """Warn (log line and run tag) when a validation metric grew DIVERGENCE_FACTOR-fold over its lowest value."""
+        for name, res in final.items():
+            val = res.get("val", {})
+            for metric in self.best.observe(name, val):
+                note = (f"val {metric} = {val[metric]:.4g} at step {self.step} is over {DIVERGENCE_FACTOR:g}x its "
+                        f"best {self.best.floors[name][metric]:.4g}: diverging (lower the learning rate)")
+                log.warning("%s: %s", name, note)
+                if self.tracker is not None:
+                    self.tracker.set_tags({f"mtbench.diverged.{name}": note})
 
     def _log_neighbor_metrics(self) -> None:
         if self.tracker is None:
