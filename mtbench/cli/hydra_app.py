@@ -22,7 +22,7 @@ def _task_function(cfg: Any) -> float:
     from omegaconf import OmegaConf
 
     from mtbench.runtime import configure_logging, configure_runtime
-    from mtbench.train.run import print_summary, run_training
+    from mtbench.train.run import exit_if_stopped, print_summary, run_training
     from mtbench.spec.compose import cfg_to_spec
 
     configure_runtime()
@@ -46,6 +46,11 @@ def _task_function(cfg: Any) -> float:
         if hc.mode is not None and str(hc.mode).endswith("MULTIRUN"):
             raise
         raise SystemExit(2) from None
+    import shlex
+
+    exit_if_stopped(summary, shlex.join([sys.executable, "-m", "mtbench",
+                                         *[o for o in overrides if not o.startswith("training.restart=")],
+                                         f"training.restart={run_dir.resolve()}"]))
     print_summary(summary)
     return float(summary["objective"])
 

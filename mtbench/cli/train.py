@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     def run() -> dict:
         from mtbench.runtime import configure_logging, configure_runtime
-        from mtbench.train.run import print_summary, run_training
+        import shlex
+        import sys
+
+        from mtbench.train.run import exit_if_stopped, print_summary, run_training
         from mtbench.spec.io import load_spec
 
         configure_runtime()
@@ -58,6 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
                                output_dir=args.output_dir, tags={"entry": "mtbench.train",
                                                                  "input": str(Path(args.input).resolve())},
                                progress=not args.no_progress)
+        resume = [sys.executable, "-m", "mtbench.train", *(argv if argv is not None else sys.argv[1:])]
+        resume = [a for i, a in enumerate(resume) if a != "--restart" and (i == 0 or resume[i - 1] != "--restart")]
+        if not args.run_dir:
+            resume += ["-o", str(run_dir)]
+        exit_if_stopped(summary, shlex.join([*resume, "--restart", str(Path(run_dir).resolve())]))
         print_summary(summary)
         return summary
 

@@ -85,6 +85,10 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
 
         trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress)
         summary = trainer.train()
+        if summary.get("stopped_by"):  # a signal: checkpoint written, the run is KILLED, the caller exits
+            status = "KILLED"
+            tracker.set_tags({"mtbench.stopped": f"{summary['stopped_by']} at step {summary['steps']}"})
+            return summary
         summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
         summary["run_id"] = getattr(tracker, "run_id", None)
         summary["tracking_uri"] = getattr(tracker, "tracking_uri", None)
@@ -127,3 +131,14 @@ def print_summary(summary: Mapping[str, Any]) -> None:
     console.print(f"run directory: {summary['run_dir']}")
     if summary.get("tracking"):
         console.print(summary["tracking"])
+
+
+def exit_if_stopped(summary: Mapping[str, Any], resume_command: str) -> None:
+    """After a signal stopped training: one line with the exact command to resume, then exit 143 / 130."""
+    if not summary.get("stopped_by"):
+        return
+    import sys
+
+    print(f"mtbench: stopped by {summary['stopped_by']} at step {summary['steps']} (checkpoint written); "
+          f"resume with: {resume_command}", file=sys.stderr, flush=True)
+    raise SystemExit(int(summary.get("exit_code") or 143))
