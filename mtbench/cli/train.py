@@ -20,7 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-frz-model", metavar="MODEL",
                    help="start from a frozen mtbench model or a DeePMD-kit .dp model")
     p.add_argument("-o", "--run-dir", metavar="DIR",
-                   help="where the run goes (default: <output-dir>/runs/<date>/<time>)")
+                   help="where the run goes (default: <output-dir>/runs/<date>/<time>-<pid>)")
     p.add_argument("--output-dir", default="outputs", metavar="DIR",
                    help="root of runs and of the default MLflow store (default: ./outputs)")
     p.add_argument("--tracking", choices=["mlflow", "none"], default="mlflow", help="experiment tracking backend")
@@ -29,6 +29,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (MLFLOW_TRACKING_URI wins)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
+
+
+def default_run_dir(output_dir: Path) -> Path:
+    """``<output>/runs/<date>/<time to the microsecond>-<pid>``, created atomically so launches never share one."""
+    import os
+
+    now = datetime.datetime.now()
+    day = output_dir / "runs" / now.strftime("%Y-%m-%d")
+    day.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        path = day / (now.strftime("%H-%M-%S-%f") + f"-{os.getpid()}" + (f"-{n}" if n else ""))
+        try:
+            path.mkdir()  # atomic: exactly one process creates it
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free run folder under {day}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -52,9 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
             spec["training"]["restart"] = str(Path(args.restart).resolve())
         if args.init_frz_model:
             spec["training"]["init_frz_model"] = str(Path(args.init_frz_model).resolve())
-        now = datetime.datetime.now()
-        run_dir = Path(args.run_dir) if args.run_dir else \
-            Path(args.output_dir) / "runs" / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S")
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(Path(args.output_dir))
         tracking = {"backend": args.tracking, "experiment": args.experiment, "run_name": args.run_name,
                     "tracking_uri": args.tracking_uri}
         summary = run_training(spec, run_dir=run_dir, base_dir=base_dir, tracking=tracking,

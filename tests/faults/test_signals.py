@@ -55,3 +55,10 @@ def test_signal_stops_at_a_step_with_a_checkpoint(tmp_path: Path, tiny_data: Pat
     assert steps and steps[-1] >= 10  # the step the signal arrived at, not the (never reached) save_freq
     assert f"at step {steps[-1]}" in resume_lines[0]
     assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_default_run_dirs_never_collide(tmp_path: Path) -> None:
+    from mtbench.cli.train import default_run_dir
+
+    dirs = {default_run_dir(tmp_path) for _ in range(50)}
+    assert len(dirs) == 50 and all(d.is_dir() and str(os.getpid()) in d.name for d in dirs)
