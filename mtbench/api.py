@@ -10,7 +10,6 @@ these and print). User mistakes raise :class:`mtbench.errors.MtbenchError` with 
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +33,6 @@ class TrainResult:
         return float(self.summary["objective"])
 
 
-def default_run_dir(output_dir: str | Path = "outputs") -> Path:
-    """``<output_dir>/runs/<date>/<time>``, where ``python -m mtbench.train`` puts a run."""
-    now = datetime.datetime.now()
-    return Path(output_dir) / "runs" / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S")
-
-
 def train(spec: str | Path | Mapping[str, Any], *, run_dir: str | Path | None = None, output_dir: str | Path = "outputs",
           restart: str | Path | None = None, init_frz_model: str | Path | None = None,
           tracking: str | Mapping[str, Any] = "mlflow", experiment: str = "mtbench", run_name: str | None = None,
@@ -49,6 +42,7 @@ def train(spec: str | Path | Mapping[str, Any], *, run_dir: str | Path | None = 
     against ``base_dir``, default the current folder). ``tracking``: ``"mlflow"``, ``"none"`` or a tracking dict."""
     from mtbench.runtime import configure_runtime
     from mtbench.spec.io import load_spec
+    from mtbench.rundir import new_run_dir
     from mtbench.train.run import run_training
 
     configure_runtime()
@@ -63,7 +57,7 @@ def train(spec: str | Path | Mapping[str, Any], *, run_dir: str | Path | None = 
         spec["training"]["init_frz_model"] = str(Path(init_frz_model).resolve())
     track = dict(tracking) if isinstance(tracking, Mapping) else {
         "backend": tracking, "experiment": experiment, "run_name": run_name, "tracking_uri": tracking_uri}
-    summary = run_training(spec, run_dir=Path(run_dir) if run_dir else default_run_dir(output_dir), base_dir=base,
+    summary = run_training(spec, run_dir=Path(run_dir) if run_dir else new_run_dir(output_dir), base_dir=base,
                            tracking=track, output_dir=output_dir, tags=dict(tags or {}), progress=progress)
     return TrainResult(summary)
 

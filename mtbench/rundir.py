@@ -22,6 +22,9 @@ their ``@class``). This module writes no checkpoint or model file (``mtbench.tra
 
 from __future__ import annotations
 
+import datetime
+import os
+
 import json
 import math
 import re
@@ -443,3 +446,18 @@ def _header(p: Path) -> dict[str, Any]:
     from mtbench.model.serialization import read_header
 
     return read_header(p)
+
+
+def new_run_dir(output_dir: str | Path = "outputs") -> Path:
+    """``<output>/runs/<date>/<time to the microsecond>-<pid>``, created atomically so launches never share one."""
+    now = datetime.datetime.now()
+    day = Path(output_dir) / "runs" / now.strftime("%Y-%m-%d")
+    day.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        path = day / (now.strftime("%H-%M-%S-%f") + f"-{os.getpid()}" + (f"-{n}" if n else ""))
+        try:
+            path.mkdir()  # atomic: exactly one process creates it
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free run folder under {day}")

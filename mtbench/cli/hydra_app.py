@@ -22,6 +22,7 @@ def _task_function(cfg: Any) -> float:
     from mtbench.cli.train import print_summary
     from mtbench.errors import exit_on_user_error
     from mtbench.runtime import configure_logging, configure_runtime
+    from mtbench.cli.train import exit_if_stopped
     from mtbench.spec.compose import cfg_to_spec
     from mtbench.train.run import run_training
 
@@ -41,6 +42,11 @@ def _task_function(cfg: Any) -> float:
                              output_dir=output_dir, tags=tags, extra_artifacts=[run_dir / ".hydra"],
                              parent_run_id=parent_run_id(tracking), progress=True),
         prog="mtbench", reraise=hc.mode is not None and str(hc.mode).endswith("MULTIRUN"))
+    import shlex
+
+    exit_if_stopped(summary, shlex.join([sys.executable, "-m", "mtbench",
+                                         *[o for o in overrides if not o.startswith("training.restart=")],
+                                         f"training.restart={run_dir.resolve()}"]))
     print_summary(summary)
     return float(summary["objective"])
 

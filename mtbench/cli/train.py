@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="start from a frozen mtbench model (any form freeze writes: united/, the per-head "
                         "folder, one head's folder) or a DeePMD-kit .dp model")
     p.add_argument("-o", "--run-dir", metavar="DIR",
-                   help="where the run goes (default: <output-dir>/runs/<date>/<time>)")
+                   help="where the run goes (default: <output-dir>/runs/<date>/<time>-<pid>)")
     p.add_argument("--output-dir", default="outputs", metavar="DIR",
                    help="root of runs and of the default MLflow store (default: ./outputs)")
     p.add_argument("--tracking", choices=["mlflow", "none"], default="mlflow", help="experiment tracking backend")
@@ -40,15 +40,25 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
 
     def run() -> dict:
+        import shlex
+        import sys
+
         from mtbench import api
+        from mtbench.rundir import new_run_dir
         from mtbench.runtime import configure_logging
 
         configure_logging()
         tracking = {"backend": args.tracking, "experiment": args.experiment, "run_name": args.run_name,
                     "tracking_uri": args.tracking_uri}
-        result = api.train(args.input, run_dir=args.run_dir, output_dir=args.output_dir, restart=args.restart,
+        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(args.output_dir)
+        result = api.train(args.input, run_dir=run_dir, output_dir=args.output_dir, restart=args.restart,
                            init_frz_model=args.init_frz_model, tracking=tracking, progress=not args.no_progress,
                            tags={"entry": "mtbench.train", "input": str(Path(args.input).resolve())})
+        resume = [sys.executable, "-m", "mtbench.train", *(argv if argv is not None else sys.argv[1:])]
+        resume = [a for i, a in enumerate(resume) if a != "--restart" and (i == 0 or resume[i - 1] != "--restart")]
+        if not args.run_dir:
+            resume += ["-o", str(run_dir)]
+        exit_if_stopped(result.summary, shlex.join([*resume, "--restart", str(run_dir.resolve())]))
         print_summary(result.summary)
         return result.summary
 
@@ -101,3 +111,14 @@ def print_summary(summary: Mapping[str, Any]) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def exit_if_stopped(summary: Mapping[str, Any], resume_command: str) -> None:
+    """After a signal stopped training: one line with the exact command to resume, then exit 143 / 130."""
+    if not summary.get("stopped_by"):
+        return
+    import sys
+
+    print(f"mtbench: stopped by {summary['stopped_by']} at step {summary['steps']} (checkpoint written); "
+          f"resume with: {resume_command}", file=sys.stderr, flush=True)
+    raise SystemExit(int(summary.get("exit_code") or 143))

@@ -112,6 +112,10 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
 
         trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress)
         summary = trainer.train()
+        if summary.get("stopped_by"):  # a signal: checkpoint written, the run is KILLED, the caller exits
+            status = "KILLED"
+            tracker.set_tags({"mtbench.stopped": f"{summary['stopped_by']} at step {summary['steps']}"})
+            return summary
         summary["final_eval"] = end_of_run_evaluation(run_dir, spec, base, tracker, summary)
         summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
         summary["run_id"] = getattr(tracker, "run_id", None)

@@ -31,6 +31,7 @@ from mtbench.train import statistics
 from mtbench.train.best import DIVERGENCE_FACTOR, BestTracker, best_metric_name
 from mtbench.train.checkpoint import load_checkpoint, save_checkpoint
 from mtbench.train.restart import check_restart
+from mtbench.train.signals import StopRequest
 from mtbench.train.diagnostics import GradientWindow, gradient_diagnostics
 from mtbench.train.lr import ExpDecayLR
 from mtbench.train.optimizer import Adam
@@ -282,7 +283,9 @@ class Trainer:
         t_start = time.perf_counter()
         last_disp_time, last_disp_step = t_start, self.step
         final: dict[str, dict[str, float]] = {}
-        with progress:
+        stop = StopRequest()
+        start_step = self.step
+        with progress, stop:
             if self.step == 0:
                 final = self._display(writers, 0.0, progress)
                 last_disp_time = time.perf_counter()
@@ -313,6 +316,10 @@ class Trainer:
                     self.save()
                 if self.step % self.disp_freq == 0 or last:
                     last_disp_time, last_disp_step = time.perf_counter(), self.step
+                if stop.requested and not last:  # a signal: checkpoint this step, then return to the caller
+                    if self.step % self.save_freq:
+                        self.save()
+                    break
         wall = time.perf_counter() - t_start
         for w in writers.values():
             w.close()
@@ -321,7 +328,8 @@ class Trainer:
                                      step=self.step)
             self.tracker.set_tags({f"best.{t}": f"{b['metric']}={b['value']:.4g} at step {b['step']}"
                                    for t, b in self.best.best.items()})
-        return {"steps": self.step, "wall_s": wall, "final": final, "counts": dict(self.sampler.counts),
+        return {"steps": self.step, "steps_this_process": self.step - start_step,
+                "stopped_by": stop.name or None, "exit_code": stop.exit_code, "wall_s": wall, "final": final, "counts": dict(self.sampler.counts),
                 "fractions": self.sampler.fractions(),
                 "requested": dict(zip(self.sampler.tasks, map(float, self.sampler.requested))),
                 "best": self.best.summary(), "timing": self.timing, "run_dir": str(self.run_dir)}
