@@ -2,13 +2,13 @@
 
 A ``.dp`` file is DeePMD-kit's HDF5 layout (:mod:`mtbench.model.serialization`) of::
 
-    {"backend": "mtbench", "mtbench_version": ..., "model": <standard model dict: descriptor + fitting + out_bias>,
+    {"backend": "mtbench", "mtbench_version": ..., "mtbench_head": <head name>, "model": <standard model dict: descriptor + fitting + out_bias>,
      "model_def_script": {"type_map": ..., "descriptor": ..., "fitting_net": ...},   # DeePMD v3 input keys
      "@variables": {"min_nbor_dist": ...}}                                          # only when known
 
 the keys DeePMD-kit's own converters write (``dp convert-backend`` reads ``model``, ``model_def_script`` and
 ``@variables``), so ``DeepPot``/``DeepDipole``/``DeepPolar``, ``dp test`` and ``dp convert-backend x.dp x.pb``
-accept it. Heads that share fitting layers (``layer_name``) are written with their effective weights. A tensor
+accept it (they ignore ``mtbench_head``, which lets mtbench name the head as it was trained). Heads that share fitting layers (``layer_name``) are written with their effective weights. A tensor
 head's ``sel_type`` is written as the model's ``atom_exclude_types`` (the other types), where DeePMD-kit v3 reads it.
 """
 
@@ -29,6 +29,8 @@ from mtbench.spec import registry as reg
 #: Settings that only affect how training starts or proceeds, not what a model computes: a spec may set them
 #: differently from the model it starts from.
 FREE_KEYS = ("seed", "trainable")
+#: Top-level ``.dp`` key naming the head the file was written from (DeePMD-kit ignores unknown keys).
+HEAD_KEY = "mtbench_head"
 
 
 def _filtered(kind: str, type_name: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,7 +120,7 @@ def dp_file_dict(model: MultiTaskModel, task: str, *, spec: Mapping[str, Any] | 
     # DeePMD-kit v3 overwrites the fitting's exclude_types (a tensor head's sel_type) with the model-level
     # atom_exclude_types when it builds the model, so the exclusion has to be stated there.
     head_dict["atom_exclude_types"] = excluded_types(model, task)
-    data: dict[str, Any] = {"backend": "mtbench", "mtbench_version": __version__,
+    data: dict[str, Any] = {"backend": "mtbench", "mtbench_version": __version__, HEAD_KEY: task,
                             "model": head_dict,
                             "model_def_script": model_def_script(model, task, spec)}
     if min_nbor_dist is not None:

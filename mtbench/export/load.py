@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mtbench.errors import DataError
+from mtbench.export.deepmd import HEAD_KEY
 from mtbench.model.multitask import MultiTaskModel
 from mtbench.model.serialization import load_model_file, save_model_file
 from mtbench.rundir import FROZEN_MANIFEST, MODEL_FILE_CLASS, SAVEDMODEL_ASSET, Kind, locate
@@ -54,7 +55,7 @@ def deepmd_model_to_multitask(data: Mapping[str, Any], head: str = "default") ->
                                                       "@variables": data.get("@variables", {})}}})
 
 
-def load_model(path: str | Path, *, head: str | None = None, deepmd_head: str = "default") -> LoadedModel:
+def load_model(path: str | Path, *, head: str | None = None, deepmd_head: str | None = None) -> LoadedModel:
     """Load whatever ``path`` is (:func:`mtbench.rundir.locate` says); errors name the path.
 
     A per-head frozen folder (``manifest.json`` + one SavedModel or ``.dp`` per head) loads as one model of every
@@ -77,7 +78,8 @@ def load_model(path: str | Path, *, head: str | None = None, deepmd_head: str = 
     data = load_model_file(p)
     if found.kind is Kind.MODEL_FILE:
         return _load_mtbench_file(p, data)
-    model = deepmd_model_to_multitask(data["model"], deepmd_head)
+    # a .dp's one head: as named by the caller, else as the file records it, else the file stem
+    model = deepmd_model_to_multitask(data["model"], deepmd_head or str(data.get(HEAD_KEY) or p.stem))
     return LoadedModel(model, None, {"model_def_script": data.get("model_def_script"),
                                      "software": data.get("software")}, "deepmd", str(p))
 

@@ -58,7 +58,8 @@ def test_deepmd_kit_evaluates_every_head_kind_as_mtbench(tmp_path: Path, periodi
             assert_close(value, want[key], RTOL)
         back = load_model(path)  # and mtbench reads its own .dp back exactly
         assert back.source == "deepmd"
-        for key, value in predict(back.model, "default", f).items():
+        assert list(back.model.heads) == [task]  # named as the file records it (mtbench_head)
+        for key, value in predict(back.model, task, f).items():
             assert_close(value, want[key], 1e-12)
 
 
@@ -150,3 +151,22 @@ def test_forces_and_virials_through_deepmd_kits_tensorflow_backend(tmp_path: Pat
         assert_close(got[f"{task}/energy"].reshape(nf), want["energy"], RTOL)
         assert_close(got[f"{task}/force"].reshape(nf, n, 3), want["force"], RTOL)
         assert_close(got[f"{task}/virial"].reshape(nf, 9), want["virial"], RTOL)
+
+
+def test_dp_convert_backend_reads_a_dp_with_its_head_name(tmp_path: Path) -> None:
+    """The ``mtbench_head`` key is ignored by DeePMD-kit: ``dp convert-backend`` still converts the file."""
+    pytest.importorskip("deepmd.dpmodel", reason="deepmd-kit (the oracle) is a test extra")
+    from mtbench.export.deepmd import HEAD_KEY
+    from mtbench.model.serialization import load_model_file
+
+    model = tiny_model("se_e2_a")
+    task = next(t for t, h in model.heads.items() if h.kind == "ener")
+    path = write_dp(tmp_path / "renamed.dp", model, task)
+    assert load_model_file(path)[HEAD_KEY] == task
+    out = tmp_path / "copy.yaml"
+    proc = subprocess.run([sys.executable, "-m", "deepmd", "convert-backend", str(path), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.stat().st_size > 0
+    assert list(load_model(path).model.heads) == [task]
+    assert list(load_model(path, deepmd_head="mine").model.heads) == ["mine"]

@@ -61,7 +61,8 @@ def test_dp_per_head_and_one_head(two_head_run: Path, dft_data: Path, tmp_path: 
     f = val_frames(dft_data)
     want = predict(ckpt, "water_tip3p", f)
     for path in (tmp_path / "ener.dp", tmp_path / "dp" / "water_tip3p.dp"):
-        for key, value in predict(load_model(path).model, "default", f).items():
+        assert list(load_model(path).model.heads) == ["water_tip3p"]  # the head name the .dp records
+        for key, value in predict(load_model(path).model, "water_tip3p", f).items():
             assert_close(value, want[key], RTOL)
 
 
