@@ -5,6 +5,9 @@ types fit together (loss <-> fitting, fitting <-> descriptor), tasks line up acr
 multi-task dicts, shared layers have equal shapes and data folders exist. Every error is
 one :class:`SpecError` line naming the key path; things that are legal but probably not
 meant (a task that will never be trained, ignored DeePMD-kit keys) come back as warnings.
+
+Why one module past 500 lines: the checks read one another's results (a task's loss kind decides which fitting
+keys and data labels to check), so they share one walk over the spec; split by section they would each re-derive it.
 """
 
 from __future__ import annotations

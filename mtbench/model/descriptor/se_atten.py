@@ -21,6 +21,9 @@ weights are stored in its serialized layout. Where v3 differs from DeePMD-kit v2
 ``attn_mask`` (zero the attention diagonal, a DeePMD-kit v2 option) is computed as v2's TensorFlow code does; v3's
 reference refuses such models. The env matrix is built in float64 and cast to ``precision`` (the reference builds it
 in ``precision``), as in se_e2_a.
+
+Why one module past 500 lines: se_atten and se_atten_v2 are one model with two options (tebd input mode, smooth
+gating); the attention layers, their statistics and the serialized layout must change together with it.
 """
 
 from __future__ import annotations
