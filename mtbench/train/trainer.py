@@ -304,7 +304,7 @@ class Trainer:
                 else:
                     self._nonfinite(task, rt, lr)
                 self.step += 1
-                progress.advance(task, rt.window[-1].get("rmse", float("nan")))
+                progress.advance(task, rt.window[-1].get("rmse", float("nan")) if rt.window else float("nan"))
                 last = self.step == self.numb_steps or self.sampler.exhausted()
                 if self.step % self.disp_freq == 0 or last:
                     # training-only seconds per step of this block (validation and checkpoints excluded)
