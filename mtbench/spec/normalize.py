@@ -222,10 +222,13 @@ def _variant(value: Any, kind: str, path: str, default_type: str) -> dict[str, A
 
 
 _SE_A_EBD_V2 = (
-    "{!r} (se_e2_a with a type embedding, DeePMD-kit TF only) is not implemented: its documented equivalent, "
-    "se_atten without attention layers (type 'se_atten', attn_layer 0, tebd_input_mode 'strip', type_one_side "
-    "true, sel = the sum of the per-type sel), has not been checked against DeePMD-kit's TF backend, so mtbench "
-    "does not substitute it silently; write that descriptor to train the same architecture")
+    "{!r} (se_e2_a with a type embedding, DeePMD-kit TF only) is not implemented: checked against DeePMD-kit "
+    "3.2's TF backend, se_atten without attention layers (type 'se_atten', attn_layer 0, tebd_input_mode 'strip', "
+    "smooth_type_embedding false, type_one_side as given, sel = the sum of the per-type sel) gives the same "
+    "energies and forces only with set_davg_zero true; with a nonzero davg the padding slots of the neighbour list "
+    "differ (DeePMD-kit TF gives them the zero padding type embedding, se_atten the first atom's type), so "
+    "mtbench does not substitute it silently; write that se_atten descriptor (with set_davg_zero true for the "
+    "same numbers)")
 _SE_A_EBD = (
     "{!r} (DeePMD-kit TF's older se_a with type embedding channels type_nchanl/type_nlayer) is not implemented "
     "and is a different model from se_a_ebd_v2; use 'se_atten' with attn_layer 0 (se_e2_a with a type "
