@@ -61,14 +61,19 @@ def _component(value: str, what: str) -> str:
     return value
 
 
+def _per_task(group: str, task: str, metric: str) -> str:
+    """``<group>/<task>/<metric>``: the shape of every per-task metric name."""
+    return f"{group}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+
+
 def train_metric(task: str, metric: str) -> str:
     """``train/<task>/<metric>``."""
-    return f"{TRAIN}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+    return _per_task(TRAIN, task, metric)
 
 
 def val_metric(task: str, metric: str) -> str:
     """``val/<task>/<metric>``."""
-    return f"{VAL}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+    return _per_task(VAL, task, metric)
 
 
 def metric_on_test(head: str, metric: str) -> str:
@@ -93,17 +98,17 @@ def sampling_probability(task: str) -> str:
 
 def best_metric(task: str, metric: str) -> str:
     """``best/<task>/<metric>``."""
-    return f"{BEST}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+    return _per_task(BEST, task, metric)
 
 
 def final_metric(task: str, metric: str) -> str:
     """``final/<task>/<m>``: the full validation of the last checkpoint (dp-test metric keys)."""
-    return f"{FINAL}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+    return _per_task(FINAL, task, metric)
 
 
 def final_best_metric(task: str, metric: str) -> str:
     """``final_best/<task>/<m>``: the full validation of the task's best checkpoint (dp-test metric keys)."""
-    return f"{FINAL_BEST}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+    return _per_task(FINAL_BEST, task, metric)
 
 
 def max_neighbors(task: str, atom_type: str) -> str:
