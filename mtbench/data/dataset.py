@@ -1,8 +1,15 @@
 """A task's training (or validation) data: its systems and DeePMD-kit's batching rules.
 
 * batch size per system: an int, a list, ``"auto"`` (= ``"auto:32"``), ``"auto:N"``
-  (smallest size with ``size * natoms >= N``) or ``"max:N"`` (largest with
-  ``size * natoms <= N``, at least 1);
+  (smallest size with ``size * natoms >= N``), ``"max:N"`` (largest with
+  ``size * natoms <= N``, at least 1) or ``"mixed:N"`` (below);
+* ``"mixed:N"`` (DeePMD-kit's mixed systems): each of the N frames of a batch draws its
+  own system with the system probabilities and takes that system's next frame (batch
+  size 1 for its cursor); frames are padded to the largest atom count with atoms of type
+  -1 (zero coordinates, empty neighbour lists, zero atomic labels) and ``real_natoms``
+  gives each frame's own count. Every system counts ``N`` as its batch size for the
+  batch counts and probabilities, as in DeePMD-kit. Asking for ``sys_idx`` (data
+  statistics) gives N frames of that one system, unpadded;
 * batches per system: ``sum over sets of max(1, nframes_set // batch_size)``;
 * system probabilities: ``sys_probs`` (negative entries share the remaining mass in
   proportion to their batches), else ``auto_prob`` = ``prob_sys_size`` (by batches),
@@ -30,6 +37,13 @@ from mtbench.data.system import DeepmdSystem, expand_systems, load_systems
 from mtbench.errors import SpecError
 
 _STATE_VERSION = 1
+MIXED_PREFIX = "mixed:"
+PADDING_TYPE = -1
+
+
+def is_mixed_batch(batch_size: object) -> bool:
+    """Whether a ``batch_size`` setting asks for mixed batches (frames of several systems, padded)."""
+    return isinstance(batch_size, str) and batch_size.startswith(MIXED_PREFIX)
 
 
 class NeighborReport(NamedTuple):
@@ -112,6 +126,7 @@ class TaskDataset:
         for path in self.paths:
             self.systems.extend(load_systems(path, self.type_map, self.requirements, fmt=fmt,
                                              drop_bad_frames=drop_bad_frames))
+        self.mixed = is_mixed_batch(batch_size)
         self.batch_sizes = self._batch_sizes(batch_size)
         self.nbatches = [
             sum(max(1, n // bs) for n in system.set_nframes)
@@ -163,11 +178,14 @@ class TaskDataset:
         if isinstance(batch_size, str):
             words = batch_size.split(":")
             rule_name = words[0]
-            if rule_name not in ("auto", "max") or len(words) > 2:
-                raise SpecError(where, f"expected an int, a list, 'auto', 'auto:N' or 'max:N', got {batch_size!r}")
+            if rule_name not in ("auto", "max", "mixed") or len(words) > 2:
+                raise SpecError(where, f"expected an int, a list, 'auto', 'auto:N', 'max:N' or 'mixed:N', "
+                                f"got {batch_size!r}")
             if len(words) == 1:
                 if rule_name == "max":
                     raise SpecError(where, "'max' needs a number of atoms, e.g. 'max:256'")
+                if rule_name == "mixed":
+                    raise SpecError(where, "'mixed' needs a number of frames per batch, e.g. 'mixed:4'")
                 rule = 32
             else:
                 try:
@@ -176,6 +194,8 @@ class TaskDataset:
                     raise SpecError(where, f"the number after ':' must be an int, got {batch_size!r}") from None
                 if rule < 1:
                     raise SpecError(where, f"the number after ':' must be >= 1, got {batch_size!r}")
+            if rule_name == "mixed":
+                return [rule] * self.nsystems
             if rule_name == "auto":
                 return [rule // n + (1 if (rule // n) * n < rule else 0) for n in natoms]
             return [max(1, rule // n) for n in natoms]
@@ -242,21 +262,73 @@ class TaskDataset:
     ) -> dict[str, Any]:
         """The next batch: of system ``sys_idx`` or of one drawn with :attr:`probs`.
 
-        Gives the system's frame arrays (see :meth:`DeepmdSystem.frames`), ``sys_idx``
-        and ``nlist = {spec: (idx, shift)}`` for each spec asked for.
+        Gives the system's frame arrays (see :meth:`DeepmdSystem.frames`), ``sys_idx``,
+        ``real_natoms`` [nf] and ``nlist = {spec: (idx, shift)}`` for each spec asked for.
+        A mixed dataset without ``sys_idx`` gives a padded batch of several systems
+        (:meth:`_mixed_batch`).
         """
+        if sys_idx is None and self.mixed:
+            return self._mixed_batch(rng, nspecs)
         if sys_idx is None:
             sys_idx = int(rng.choice(self.nsystems, p=self.probs))
+        return self._system_batch(sys_idx, self.batch_sizes[sys_idx], rng, nspecs)
+
+    def _system_batch(self, sys_idx: int, size: int, rng: np.random.Generator,
+                      nspecs: Sequence[NeighborSpec]) -> dict[str, Any]:
+        """The next ``size`` frames of system ``sys_idx`` from its cursor."""
         system = self.systems[sys_idx]
-        frames = self._cursors[sys_idx].next_frames(system, self.batch_sizes[sys_idx], rng)
+        frames = self._cursors[sys_idx].next_frames(system, size, rng)
         batch = system.frames(frames)
         batch["sys_idx"] = sys_idx
+        batch["real_natoms"] = np.full(len(frames), system.natoms, dtype=np.int64)
         nlist = {}
         for spec in nspecs:
             data = system.neighbor_data(spec)
             nlist[spec] = data.take(frames)
         batch["nlist"] = nlist
         return batch
+
+    def _mixed_batch(self, rng: np.random.Generator, nspecs: Sequence[NeighborSpec]) -> dict[str, Any]:
+        """DeePMD-kit's ``get_batch_mixed``: one system draw and one frame per batch slot, merged with padding.
+
+        ``sys_idx`` and ``real_natoms`` are per frame; ``natoms`` is the padded width (DeePMD-kit's
+        ``natoms_vec[0]``); a ``find_<key>`` flag is 1 only if every frame has the label.
+        """
+        nframes = self.batch_sizes[0]
+        parts = []
+        for _ in range(nframes):
+            i = int(rng.choice(self.nsystems, p=self.probs))
+            parts.append((i, self._system_batch(i, 1, rng, nspecs)))
+        width = max(b["natoms"] for _, b in parts)
+
+        def pad(arrays: list[np.ndarray], fill: float | int) -> np.ndarray:
+            """Frames of [1, n_i, ...] -> [nf, width, ...], ``fill`` beyond each frame's atoms."""
+            first = arrays[0]
+            out = np.full((len(arrays), width, *first.shape[2:]), fill, dtype=first.dtype)
+            for k, a in enumerate(arrays):
+                out[k, : a.shape[1]] = a[0]
+            return out
+
+        batches = [b for _, b in parts]
+        merged: dict[str, Any] = {
+            "coord": pad([b["coord"] for b in batches], 0.0),
+            "box": np.concatenate([b["box"] for b in batches]),
+            "atype": pad([b["atype"] for b in batches], PADDING_TYPE),
+            "natoms": int(width),
+            "real_natoms": np.array([b["natoms"] for b in batches], dtype=np.int64),
+            "nopbc": all(b["nopbc"] for b in batches),
+            "frame_idx": np.concatenate([b["frame_idx"] for b in batches]),
+            "sys_idx": np.array([i for i, _ in parts], dtype=np.int64),
+        }
+        for req in self.requirements:
+            values = [b[req.key] for b in batches]
+            merged[req.key] = pad(values, 0.0) if req.atomic else np.concatenate(values)
+            merged[f"find_{req.key}"] = float(min(b[f"find_{req.key}"] for b in batches))
+        merged["nlist"] = {
+            spec: (pad([b["nlist"][spec][0] for b in batches], -1), pad([b["nlist"][spec][1] for b in batches], 0))
+            for spec in nspecs
+        }
+        return merged
 
     def get_state(self) -> dict[str, Any]:
         """The batch cursors, JSON-serialisable (the caller saves its RNG state beside it)."""

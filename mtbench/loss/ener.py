@@ -2,6 +2,11 @@
 
 Prefactors move linearly from ``start_pref_*`` to ``limit_pref_*`` with lr(t)/start_lr; energy and virial terms
 are divided by the atom count N (not N^2); ``rmse_e`` and ``rmse_v`` are reported per atom.
+
+Padded batches (``mixed:N``): the energy and virial terms are means over frames of each frame's squared error
+divided by its own real atom count (``rmse_e``/``rmse_v`` per frame's atoms), the per-atom terms (force, prefactor
+force, atomic energy) means over the batch's real atoms (:func:`~mtbench.loss.base.pooled_atom_mean`). On a batch
+of one atom count both are the plain formulas above.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 import tensorflow as tf
 
 from mtbench.data.requirements import ATOM_ENER, ATOM_PREF, ENERGY, FORCE, VIRIAL, LabelRequirement
-from mtbench.loss.base import Loss, register_loss
+from mtbench.loss.base import Loss, pooled_atom_mean, real_atom_mask, register_loss
 from mtbench.spec.registry import LOSS_ENER
 from mtbench.tracking.names import ENERGY_METRICS
 
@@ -73,6 +78,8 @@ class EnerLoss(Loss):
 
     def __call__(self, pred: Mapping[str, tf.Tensor], batch: Mapping[str, tf.Tensor],
                  lr_ratio: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        if self.padded:
+            return self._padded(pred, batch, lr_ratio)
         natoms = tf.cast(tf.shape(pred["atom_energy"])[1], tf.float64)
         loss = tf.constant(0.0, tf.float64)
         metrics: dict[str, tf.Tensor] = {}
@@ -105,3 +112,41 @@ class EnerLoss(Loss):
             add("ae", tf.reduce_mean(da * da), 1.0, 1.0)
         metrics = {"rmse": tf.sqrt(loss), **metrics}
         return loss, metrics
+
+    def _padded(self, pred: Mapping[str, tf.Tensor], batch: Mapping[str, tf.Tensor],
+                lr_ratio: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The loss of a batch that may hold padding atoms: normalised by real atoms (see the module docstring)."""
+        mask, natoms = real_atom_mask(batch)
+        loss = tf.constant(0.0, tf.float64)
+        metrics: dict[str, tf.Tensor] = {}
+        nan = tf.constant(float("nan"), tf.float64)
+
+        def add(term: str, l2: tf.Tensor, rmse2: tf.Tensor) -> None:
+            """``l2``: the normalised loss term; ``rmse2``: the square of the reported RMSE."""
+            nonlocal loss
+            find = tf.cast(batch[f"find_{LABEL_OF[term].key}"], tf.float64)
+            loss = loss + self._pref(term, lr_ratio) * find * l2
+            metrics[f"rmse_{term}"] = tf.where(find > 0, tf.sqrt(rmse2), nan)
+
+        if self.has["e"]:
+            de2 = tf.square(pred["energy"] - tf.reshape(batch["energy"], [-1]))
+            add("e", tf.reduce_mean(de2 / natoms), tf.reduce_mean(de2 / (natoms * natoms)))
+        if self.has["f"] or self.has["pf"]:
+            df = pred["force"] - batch["force"]
+            if self.relative_f is not None:
+                norm = tf.norm(batch["force"], axis=-1, keepdims=True)
+                df = df / (norm + self.relative_f)
+            if self.has["f"]:
+                l2 = pooled_atom_mean(df * df, mask)
+                add("f", l2, l2)
+            if self.has["pf"]:
+                l2 = pooled_atom_mean(batch["atom_pref"] * df * df, mask)
+                add("pf", l2, l2)
+        if self.has["v"]:
+            dv2 = tf.reduce_mean(tf.square(pred["virial"] - batch["virial"]), axis=-1)  # [nf]
+            add("v", tf.reduce_mean(dv2 / natoms), tf.reduce_mean(dv2 / (natoms * natoms)))
+        if self.has["ae"]:
+            da = pred["atom_energy"] - batch["atom_ener"][..., 0]
+            l2 = pooled_atom_mean((da * da)[..., None], mask)
+            add("ae", l2, l2)
+        return loss, {"rmse": tf.sqrt(loss), **metrics}

@@ -41,16 +41,20 @@ class TensorLoss(Loss):
                  lr_ratio: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         atype = batch["atype"]
         sel = tf.reduce_any(tf.equal(atype[..., None], tf.constant(self.sel_type, atype.dtype)), axis=-1)
-        selw = tf.cast(sel, tf.float64)  # [nf, N]
-        nsel = tf.reduce_sum(selw[0])
+        selw = tf.cast(sel, tf.float64)  # [nf, N]; padding atoms (type -1) are never selected
+        # a padded batch (mixed:N) counts each frame's own selected atoms; otherwise every frame has the first's
+        nsel = tf.reduce_sum(selw, axis=1) if self.padded else tf.reduce_sum(selw[0])
         nan = tf.constant(float("nan"), tf.float64)
         loss = tf.constant(0.0, tf.float64)
         metrics: dict[str, tf.Tensor] = {}
         if self.pref_atomic > 0:
             find = tf.cast(batch[f"find_{self.atomic_key}"], tf.float64)
             d = (pred["atomic"] - batch[self.atomic_key]) * selw[..., None]
-            nf = tf.cast(tf.shape(d)[0], tf.float64)
-            l2 = tf.reduce_sum(d * d) / (nf * nsel * self.ndof)
+            if self.padded:  # pooled over the batch's selected atoms, as DeePMD-kit's masked_atom_mean
+                l2 = tf.reduce_sum(d * d) / (tf.reduce_sum(nsel) * self.ndof)
+            else:
+                nf = tf.cast(tf.shape(d)[0], tf.float64)
+                l2 = tf.reduce_sum(d * d) / (nf * nsel * self.ndof)
             loss = loss + self.pref_atomic * find * l2
             metrics["rmse_lc"] = tf.where(find > 0, tf.sqrt(l2), nan)
         else:
@@ -58,9 +62,14 @@ class TensorLoss(Loss):
         if self.pref > 0:
             find = tf.cast(batch[f"find_{self.global_key}"], tf.float64)
             d = pred["global"] - batch[self.global_key]
-            l2 = tf.reduce_mean(d * d)
-            loss = loss + self.pref * find * l2 / nsel
-            metrics["rmse_gl"] = tf.where(find > 0, tf.sqrt(l2) / nsel, nan)
+            if self.padded:  # per frame: its squared error over its own selected atoms
+                d2 = tf.reduce_mean(d * d, axis=-1)
+                term, rmse = tf.reduce_mean(d2 / nsel), tf.sqrt(tf.reduce_mean(d2 / (nsel * nsel)))
+            else:
+                l2 = tf.reduce_mean(d * d)
+                term, rmse = l2 / nsel, tf.sqrt(l2) / nsel
+            loss = loss + self.pref * find * term
+            metrics["rmse_gl"] = tf.where(find > 0, rmse, nan)
         else:
             metrics["rmse_gl"] = nan
         return loss, {"rmse": tf.sqrt(loss), **metrics}

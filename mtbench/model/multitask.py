@@ -171,18 +171,20 @@ class MultiTaskModel(tf.Module):
                 do_force: bool = True) -> dict[str, tf.Tensor]:
         """Predictions of head ``task`` for a batch of frames with the same atom count.
 
-        coord [nf, N, 3], box [nf, 3, 3] (zeros for non-periodic frames), atype [nf, N] int32.
+        coord [nf, N, 3], box [nf, 3, 3] (zeros for non-periodic frames), atype [nf, N] int32. A frame with
+        fewer atoms (a ``mixed:N`` batch) is padded with atoms of type -1 that no neighbour list names and whose
+        own lists are empty: they predict exactly zero and add nothing to energy, force or virial.
         Energy heads: ``atom_energy`` [nf, N], ``energy`` [nf], and with ``do_force`` ``force`` [nf, N, 3] and
         ``virial`` [nf, 9]. Tensor heads: ``atomic`` [nf, N, 3|9] and ``global`` [nf, 3|9].
         """
         head = self.heads[task]
         coord = tf.convert_to_tensor(coord, tf.float64)
         box = tf.convert_to_tensor(box, tf.float64)
-        atype = tf.convert_to_tensor(atype, tf.int32)
+        atype, real = real_atoms(tf.convert_to_tensor(atype, tf.int32))
         if head.kind != "ener" or not do_force:
             nbs = self._neighbors(coord, box, atype, nlists, self.neighbor_specs())
             d = self.descriptor(nbs, atype)
-            atomic = head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam)
+            atomic = head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam) * real[..., None]
             if head.kind == "ener":
                 ae = atomic[..., 0]
                 return {"atom_energy": ae, "energy": tf.reduce_sum(ae, axis=1)}
@@ -194,7 +196,7 @@ class MultiTaskModel(tf.Module):
             rijs = [nb.rij for _, _, nb in blocks]
             tape.watch(rijs)
             d = self.descriptor(nbs, atype)
-            ae = head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam)[..., 0]
+            ae = head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam)[..., 0] * real
             energy = tf.reduce_sum(ae, axis=1)
         grads = tape.gradient(energy, rijs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         force, virial = None, None
@@ -208,6 +210,16 @@ class MultiTaskModel(tf.Module):
             force = f if force is None else force + f
             virial = v if virial is None else virial + v
         return {"atom_energy": ae, "energy": energy, "force": force, "virial": virial}
+
+
+def real_atoms(atype: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Padding atoms (type -1) -> a gatherable type 0 and the float mask [nf, N] of real atoms.
+
+    Padding rows then compute like an atom of type 0 without neighbours (finite, coordinate-free) and the mask
+    zeroes their output; where every atom is real both are the identity.
+    """
+    real = atype >= 0
+    return tf.where(real, atype, tf.zeros_like(atype)), tf.cast(real, tf.float64)
 
 
 def forces_and_virial(g: tf.Tensor, rij: tf.Tensor, idx: tf.Tensor, nloc: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -407,8 +407,6 @@ def _mixed_batch(path: str, descriptor: Mapping[str, Any]) -> None:
         mixed = ", ".join(e.name for e in reg.DESCRIPTORS.values() if e.mixed_types)
         raise SpecError(path, f"'mixed:N' batches (frames of several systems in one batch) need a mixed-type "
                         f"descriptor ({mixed}); model.descriptor is {', '.join(repr(t) for t in lacking)}")
-    raise SpecError(path, "'mixed:N' batches (frames of several systems in one batch) are not implemented in "
-                    "mtbench yet; use 'auto:N' (each batch from one system)")
 
 
 def _fitting_weight(weights: Mapping[str, Any], left_out: Sequence[str]) -> list[str]:

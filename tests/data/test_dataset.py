@@ -46,7 +46,10 @@ def test_batch_size_rules_and_nbatches(three_systems):
     fixed = TaskDataset(three_systems, TYPE_MAP, [], batch_size=2)
     assert fixed.batch_sizes == [2, 2, 2] and fixed.nbatches == [2, 2, 3 + 1 + 1]
     assert TaskDataset(three_systems, TYPE_MAP, [], batch_size=[1, 2, 3]).batch_sizes == [1, 2, 3]
-    for bad in ("auto:x", "mixed:4", 0, [1, 2], "max"):
+    mixed = TaskDataset(three_systems, TYPE_MAP, [], batch_size="mixed:4")
+    assert mixed.mixed and mixed.batch_sizes == [4, 4, 4]  # DeePMD-kit: the rule is every system's batch size
+    assert not auto.mixed and not fixed.mixed
+    for bad in ("auto:x", "mixed", "mixed:0", "mixed:x", 0, [1, 2], "max"):
         with pytest.raises(SpecError, match=f"{KEY}.batch_size"):
             TaskDataset(three_systems, TYPE_MAP, [], batch_size=bad, key=KEY)
     with pytest.raises(SpecError, match=f"{KEY}.batch_size"):
@@ -211,3 +214,69 @@ def test_missing_or_invalid_system_and_missing_must_label(tmp_path):
     assert str(root) in str(err.value) and "force.npy" in str(err.value)
     # an optional force is fine
     assert not TaskDataset([str(root)], TYPE_MAP, [ENERGY, FORCE]).has_label("force")
+
+
+def test_mixed_batches_pad_frames_of_several_systems(three_systems):
+    """``mixed:N``: each frame draws its system, takes that system's next frame; padding atoms have type -1."""
+    data = TaskDataset(three_systems, TYPE_MAP, [ENERGY, FORCE], batch_size="mixed:4")
+    spec = NeighborSpec(3.0, (8,), True)
+    rng = np.random.default_rng(5)
+    seen_sizes: set[int] = set()
+    served: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    for _ in range(30):
+        batch = data.get_batch(rng, nspecs=[spec])
+        width = batch["natoms"]
+        real = batch["real_natoms"]
+        assert batch["coord"].shape == (4, width, 3) and batch["atype"].shape == (4, width)
+        assert batch["force"].shape == (4, width, 3) and batch["energy"].shape == (4, 1)
+        assert width == real.max() and batch["box"].shape == (4, 3, 3)
+        idx, shift = batch["nlist"][spec]
+        assert idx.shape == (4, width, 8) and shift.shape == (4, width, 8, 3) and shift.dtype == np.int8
+        seen_sizes.add(len(set(real.tolist())))
+        for k, (sys_idx, frame) in enumerate(zip(batch["sys_idx"], batch["frame_idx"], strict=True)):
+            system, n = data.systems[sys_idx], real[k]
+            assert n == system.natoms
+            served[int(sys_idx)].append(int(frame))
+            np.testing.assert_array_equal(batch["coord"][k, :n], system.coord[frame])
+            np.testing.assert_array_equal(batch["atype"][k, :n], system.atype)
+            np.testing.assert_array_equal(batch["force"][k, :n], system.labels["force"][frame])
+            np.testing.assert_array_equal(batch["energy"][k], system.labels["energy"][frame])
+            np.testing.assert_array_equal(idx[k, :n], system.neighbor_data(spec).idx[frame])
+            # padding: type -1, no coordinates, no labels, no neighbours, and nobody's neighbour
+            assert (batch["atype"][k, n:] == -1).all() and (batch["coord"][k, n:] == 0).all()
+            assert (batch["force"][k, n:] == 0).all() and (idx[k, n:] == -1).all() and (shift[k, n:] == 0).all()
+            assert idx[k].max() < n
+    assert max(seen_sizes) > 1  # some batches really mix systems
+    # each system serves its frames as with batch size 1: one pass over a set before the next
+    assert sorted(served[1][:4]) == [0, 1, 2, 3]  # system b: one set of 4 frames
+    assert set(served[0][:3]) == {0, 1, 2} and set(served[0][3:5]) == {3, 4}  # system a: sets of 3 and 2
+
+
+def test_mixed_batches_draw_systems_with_their_probabilities(three_systems):
+    """DeePMD-kit: the rule N is every system's batch size, for the batch counts behind ``prob_sys_size``."""
+    data = TaskDataset(three_systems, TYPE_MAP, [], batch_size="mixed:4")
+    assert data.nbatches == [1 + 1, 1, 1 + 1 + 1]
+    np.testing.assert_allclose(data.probs, np.array([2, 1, 3]) / 6)
+    rng = np.random.default_rng(0)
+    drawn = np.concatenate([data.get_batch(rng)["sys_idx"] for _ in range(1000)])
+    np.testing.assert_allclose(np.bincount(drawn, minlength=3) / drawn.size, [2 / 6, 1 / 6, 3 / 6], atol=0.03)
+    # statistics ask for one system: N frames of it, unpadded
+    one = data.get_batch(rng, sys_idx=1)
+    assert one["coord"].shape == (4, 5, 3) and (one["real_natoms"] == 5).all() and (one["atype"] >= 0).all()
+
+
+def test_mixed_batches_restart_from_the_saved_state(three_systems):
+    data = TaskDataset(three_systems, TYPE_MAP, [ENERGY], batch_size="mixed:3")
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        data.get_batch(rng)
+    state, rng_state = json.loads(json.dumps(data.get_state())), rng.bit_generator.state
+    first = [data.get_batch(rng) for _ in range(6)]
+    restarted = TaskDataset(three_systems, TYPE_MAP, [ENERGY], batch_size="mixed:3")
+    restarted.set_state(state)
+    rng2 = np.random.default_rng()
+    rng2.bit_generator.state = rng_state
+    for a, b in zip(first, [restarted.get_batch(rng2) for _ in range(6)], strict=True):
+        np.testing.assert_array_equal(a["sys_idx"], b["sys_idx"])
+        np.testing.assert_array_equal(a["frame_idx"], b["frame_idx"])
+        np.testing.assert_array_equal(a["coord"], b["coord"])

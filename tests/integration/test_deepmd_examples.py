@@ -27,7 +27,6 @@ EXAMPLES = Path(__file__).resolve().parent / "deepmd_examples"
 INPUTS = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.json"))
 REFUSED = {  # input -> what the one-line error says (status in the report of issue 16)
     "water/se_e2_a_tebd/input.json": "se_atten without attention layers",
-    "nopbc/mixed/input.json": "'mixed:N' batches (frames of several systems in one batch) are not implemented",
 }
 
 

@@ -153,7 +153,6 @@ def test_tf_only_type_embedded_se_a_is_refused_with_the_equivalent(given: str, n
                                          "'se_e2_a'"),
     ({"type": "hybrid", "list": [{"type": "se_atten", "sel": 12}, {"type": "se_e2_r", "sel": [4, 8]}]},
      "model.descriptor is 'se_e2_r'"),
-    ({"type": "se_atten", "sel": 12}, "not implemented in mtbench yet"),
 ])
 def test_mixed_batch_size(descriptor: dict, message: str) -> None:
     spec = tiny_spec_dict(Path("/nonexistent"), tasks=("water_ener",))
@@ -163,3 +162,20 @@ def test_mixed_batch_size(descriptor: dict, message: str) -> None:
         validate_spec(spec, check_paths=False)
     assert "training.data_dict.water_ener.training_data.batch_size" in str(info.value)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("descriptor", [
+    {"type": "se_atten", "sel": 12},
+    {"type": "dpa1", "sel": 12},
+    {"type": "se_atten_v2", "sel": 12},
+    {"type": "hybrid", "list": [{"type": "se_atten", "sel": 12}, {"type": "se_atten_v2", "sel": 8}]},
+])
+def test_mixed_batch_size_accepted_for_mixed_type_descriptors(descriptor: dict) -> None:
+    spec = tiny_spec_dict(Path("/nonexistent"), tasks=("water_ener",))
+    spec["model"]["descriptor"] = descriptor
+    spec["training"]["data_dict"]["water_ener"]["training_data"]["batch_size"] = "mixed:4"
+    validate_spec(spec, check_paths=False)
+    for bad in ("mixed", "mixed:0", "mixed:x"):
+        spec["training"]["data_dict"]["water_ener"]["training_data"]["batch_size"] = bad
+        with pytest.raises(SpecError, match="training_data.batch_size"):
+            validate_spec(spec, check_paths=False)
