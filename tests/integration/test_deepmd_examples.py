@@ -58,10 +58,24 @@ def example_tree(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         nframes = np.load(dst / "set.000" / "energy.npy").shape[0]
         np.save(dst / "set.000" / "fparam.npy", rng.uniform(0.5, 1.0, (nframes, 1)))
         np.save(dst / "set.000" / "aparam.npy", rng.uniform(0.5, 1.0, (nframes, natoms)))
-    # nopbc examples: type_map C, H, O over folders without periodic boundaries
+    # nopbc examples: type_map C, H, O over folders without periodic boundaries; the second system loses two
+    # molecules, so that nopbc/mixed's 'mixed:4' batches really merge systems of different sizes
     for i, src in enumerate((water["train"], tip4p["train"])):
         (_copy(src, root / "nopbc" / "data" / f"sys_{i}") / "nopbc").write_text("")
+    _drop_last_atoms(root / "nopbc" / "data" / "sys_1", 6)
     return root
+
+
+def _drop_last_atoms(system: Path, count: int) -> None:
+    """Remove the last ``count`` atoms of a deepmd/npy system (types, coordinates, forces)."""
+    types = (system / "type.raw").read_text().split()
+    (system / "type.raw").write_text("\n".join(types[:-count]) + "\n")
+    for set_dir in system.glob("set.*"):
+        for name in ("coord.npy", "force.npy"):
+            if (set_dir / name).is_file():
+                data = np.load(set_dir / name)
+                np.save(set_dir / name, data.reshape(data.shape[0], len(types), 3)[:, :-count].reshape(
+                    data.shape[0], -1))
 
 
 def _training_paths(spec: dict, base_dir: Path) -> list[str]:
@@ -150,3 +164,17 @@ def test_auto_sel_of_every_example_is_deepmds(example_tree: Path, name: str) -> 
                            given["model"].get("type_map"))
     assert _sels(resolved["model"]["descriptor"]) == expected
     assert len([n for n in notes if ".sel:" in n]) == (len(norm["model"]["descriptor"].get("list", [])) or 1)
+
+
+def test_mixed_example_merges_systems_of_different_sizes(example_tree: Path) -> None:
+    """nopbc/mixed's data really pads: its 'mixed:4' batches hold frames of 24 and 18 atoms."""
+    from mtbench.data.dataset import TaskDataset
+
+    given, base_dir = load_spec(example_tree / "nopbc" / "mixed" / "input.json")
+    assert given["training"]["training_data"]["batch_size"] == "mixed:4"
+    data = TaskDataset(_training_paths(given, base_dir), given["model"]["type_map"], [],
+                       batch_size="mixed:4")
+    assert sorted(data.natoms) == [18, 24]
+    rng = np.random.default_rng(0)
+    sizes = [set(data.get_batch(rng)["real_natoms"].tolist()) for _ in range(20)]
+    assert any(len(s) == 2 for s in sizes)
