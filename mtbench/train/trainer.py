@@ -148,7 +148,8 @@ class Trainer:
         self.runtime: dict[str, TaskRuntime] = {}
         ntypes = len(self.type_map)
         for k, (name, ts) in enumerate(self.tasks.items()):
-            padded = any(is_mixed_batch((cfg or {}).get("batch_size")) for cfg in (ts.training_data, ts.validation_data))
+            padded = any(is_mixed_batch((cfg or {}).get("batch_size"))
+                         for cfg in (ts.training_data, ts.validation_data))
             loss = build_loss(ts.loss, ts.fitting_net, ntypes, padded=padded)
             req = label_requirements(loss.requirements(), numb_fparam=int(ts.fitting_net.get("numb_fparam", 0) or 0),
                                      numb_aparam=int(ts.fitting_net.get("numb_aparam", 0) or 0))
