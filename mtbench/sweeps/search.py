@@ -73,7 +73,8 @@ def distribution(sweep: Any) -> Any:
         if all(isinstance(x, int) for x in (start, stop, step)):
             if log_scale and step != 1:
                 raise SearchError("tag(log, range(...)) needs step 1")
-            return od.IntDistribution(start, stop - 1, step=1 if log_scale else step, log=log_scale)
+            last = start + step * ((stop - 1 - start) // step)  # range(start, stop, step)'s last value
+            return od.IntDistribution(start, last, step=1 if log_scale else step, log=log_scale)
         if log_scale:
             raise SearchError("tag(log, range(...)) needs integers; use tag(log, interval(lo, hi))")
         last = start + step * math.floor((stop - start) / step - 1e-12)
