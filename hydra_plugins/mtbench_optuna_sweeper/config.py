@@ -29,6 +29,8 @@ class MtbenchOptunaSweeperConf:
     # the sweep folder of a search (conf/config.yaml's hydra.sweep.dir takes it): no time stamp, so a rerun of
     # the same command finds its study and its trials' folders
     sweep_dir: str = "${oc.select:paths.output_dir,outputs}/search/${hydra.sweeper.study_name}"
+    # a rerun continues the sweep's MLflow parent run (mtbench.sweeps.callback), as it continues the study
+    resumes: bool = True
     # the search space, as hydra.sweeper.params of the basic sweeper (the command line adds to it and wins)
     params: Optional[Dict[str, str]] = None
 
