@@ -81,9 +81,11 @@ def plot(sweep: Sweep, out: Path) -> Path | None:
         if len(pairs) == 1 and len(on) > 1:  # with two tasks the front is a staircase
             ax.step([xs[i] for i in on], [ys[i] for i in on], where="post", color="tab:red", lw=1, ls="--",
                     zorder=2)
-        for i in on:
-            ax.annotate(_label(jobs[i], sweep), (xs[i], ys[i]), textcoords="offset points", xytext=(6, 5),
-                        fontsize=7)
+        mid = (min(xs[i] for i in on) + max(xs[i] for i in on)) / 2
+        for i in on:  # labels point inwards, so the right-most one stays inside the axes
+            right = len(on) > 1 and xs[i] > mid
+            ax.annotate(_label(jobs[i], sweep), (xs[i], ys[i]), textcoords="offset points",
+                        xytext=(-6 if right else 6, 5), ha="right" if right else "left", fontsize=7)
         ax.set_xlabel(f"{tasks[a]}: {sweep.ranking_label(tasks[a])} (validation)")
         ax.set_ylabel(f"{tasks[b]}: {sweep.ranking_label(tasks[b])} (validation)")
         ax.grid(alpha=0.3)
