@@ -198,8 +198,8 @@ class Search:
             study.set_user_attr(INTERRUPTED_ATTR, [*study.user_attrs.get(INTERRUPTED_ATTR, []), t.number])
             study.tell(t.number, state=TrialState.FAIL)
             log.warning("trial %d was left running by an interrupted search: marked failed", t.number)
-        if existing is not None:
-            log.info("search: resuming study %r (%s), %d trials so far", name, storage, done)
+        if existing is not None:  # printed: mtbench's logging is set up by the first job, after this
+            print(f"mtbench: search: resuming study {name!r} ({storage}), {done} trials so far", flush=True)
         self.storage = storage
         return study
 

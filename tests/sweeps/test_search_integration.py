@@ -133,7 +133,7 @@ def test_search_resumes_after_a_kill(tmp_path: Path, data_dir: Path) -> None:
     assert len(done_before) >= 1 and len(done_before) < 3
     again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
     assert again.returncode == 0, again.stderr[-4000:]
-    assert "resuming study 'r'" in again.stderr
+    assert "resuming study 'r'" in again.stdout
     trials = optuna.load_study(study_name="r", storage=f"sqlite:///{storage}").get_trials()
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 3  # the budget counts the trials already done
