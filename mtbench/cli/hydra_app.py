@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mtbench.train.run import RunResult
 
 
-def _task_function(cfg: Any) -> float:
+def _task_function(cfg: Any) -> "RunResult":
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -24,7 +27,7 @@ def _task_function(cfg: Any) -> float:
     from mtbench.runtime import configure_logging, configure_runtime
     from mtbench.cli.train import exit_if_stopped
     from mtbench.spec.compose import cfg_to_spec
-    from mtbench.train.run import run_training
+    from mtbench.train.run import RunResult, run_training
 
     configure_runtime()
     configure_logging()
@@ -48,7 +51,7 @@ def _task_function(cfg: Any) -> float:
                                          *[o for o in overrides if not o.startswith("training.restart=")],
                                          f"training.restart={run_dir.resolve()}"]))
     print_summary(summary)
-    return float(summary["objective"])
+    return RunResult.from_summary(summary)  # a float (the objective) carrying each task's final error
 
 
 def parent_run_id(tracking: dict) -> str | None:

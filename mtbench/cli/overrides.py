@@ -99,10 +99,20 @@ class OverrideChecker:
                                 f"options: {self.group_options(group)}")
 
 
+def _sweep_strings(override: Any) -> list[str]:
+    """Every value of a sweep; an ``interval(lo, hi)`` (a search's continuous range) has only its lower end."""
+    from hydra.core.override_parser.types import IntervalSweep
+
+    sweep = override.value()
+    if isinstance(sweep, IntervalSweep):
+        return [str(sweep.start)]
+    return [str(v) for v in override.sweep_string_iterator()]
+
+
 def _values(override: Any) -> list[Any]:
     """The option names an override asks for (every value of a sweep)."""
     if override.is_sweep_override():
-        return [str(v) for v in override.sweep_string_iterator()]
+        return _sweep_strings(override)
     value = override.value()
     return [None if value is None else str(value)]
 
@@ -111,7 +121,7 @@ def first_choice(override: Any) -> str:
     """The override with a sweep replaced by its first value (what one dry composition can take)."""
     if not override.is_sweep_override():
         return override.input_line
-    first = next(iter(override.sweep_string_iterator()))
+    first = _sweep_strings(override)[0]
     prefix = {"ADD": "+", "FORCE_ADD": "++"}.get(override.type.name, "")
     return f"{prefix}{override.key_or_group}={first}"
 

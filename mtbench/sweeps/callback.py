@@ -125,8 +125,15 @@ class SweepTracking(Callback):
             "sweep.sweeper": str(config.hydra.sweeper.get("_target_", "?")).rsplit(".", 1)[-1],
         }
         run_name = f"sweep-{label}-{self._sweep_dir.name}"
-        parent = start_parent_run(str(tracking.get("experiment") or "mtbench"), run_name, tags,
-                                  tracking_uri=self._uri, output_dir=self._output_dir)
+        experiment = str(tracking.get("experiment") or "mtbench")
+        if plan.jobs is None and config.hydra.sweeper.get("n_trials") is not None:
+            self._planned = int(config.hydra.sweeper.n_trials)  # a search's trial budget
+        # a sweeper that resumes (hydra/sweeper=optuna: same command, same folder) continues its parent run
+        parent = (resumed_parent(Store(self._uri, self._output_dir), experiment, self._sweep_dir)
+                  if config.hydra.sweeper.get("resumes") else None)
+        if parent is None:
+            parent = start_parent_run(experiment, run_name, tags, tracking_uri=self._uri,
+                                      output_dir=self._output_dir)
         if parent is None:
             return
         self.parent_run_id = parent
@@ -213,6 +220,23 @@ class SweepTracking(Callback):
         if hydra_dir.is_dir():
             store.log_artifact(run_id, hydra_dir, None)
         store.set_terminated(run_id, "FAILED")
+
+
+def resumed_parent(store: Store, experiment: str, sweep_dir: Path) -> str | None:
+    """The latest parent run of the sweep folder ``sweep_dir``, set RUNNING again (None when there is none)."""
+    exp = store.experiment_by_name(experiment)
+    if exp is None:
+        return None
+    folder = str(sweep_dir).replace("'", "\\'")
+    runs = [r for r in store.search_runs([exp.experiment_id], f"tags.`{SWEEP_DIR_TAG}` = '{folder}'",
+                                         order_by=["attributes.start_time DESC"])
+            if r.data.tags.get(RUN_TYPE_TAG) == "sweep"]
+    if not runs:
+        return None
+    run_id = runs[0].info.run_id
+    store.client.update_run(run_id, status="RUNNING")
+    log.info("sweep parent run %s resumed (%s)", run_id, sweep_dir)
+    return run_id
 
 
 def keep_failure_picklable(job_return: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from mtbench.plotting import pyplot, save_figure
 from mtbench.sweeps.model import Job, Sweep, job_title, short_key
+from mtbench.sweeps.pareto import front_2d
 
 DPI = 110
 
@@ -36,15 +37,7 @@ def _title(job: Job, sweep: Sweep) -> str:
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the non-dominated points (both coordinates minimized), sorted by x."""
-    idx = [i for i, (x, y) in enumerate(points) if math.isfinite(x) and math.isfinite(y)]
-    front = []
-    for i in idx:
-        xi, yi = points[i]
-        dominated = any(points[j][0] <= xi and points[j][1] <= yi
-                        and (points[j][0] < xi or points[j][1] < yi) for j in idx if j != i)
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i])
+    return front_2d(points)
 
 
 def numeric_key(sweep: Sweep) -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mtbench.sweeps.mlflow_reader import load_parent_run
 from mtbench.sweeps.model import Sweep, job_title
+from mtbench.sweeps.pareto import write_pareto
 from mtbench.sweeps.plots import make_plots
 from mtbench.sweeps.tables import markdown, table, write_csv
 from mtbench.tracking.mlflow_tracker import clean_tags
@@ -88,6 +89,7 @@ def write_report(sweep: Sweep, out_dir: str | Path) -> list[Path]:
     plots = make_plots(sweep, out)
     md = out / "summary.md"
     md.write_text(markdown(sweep, plots))
+    plots += write_pareto(sweep, out, md)  # the Pareto front section (mtbench.sweeps.pareto)
     return [*files, md, *plots]
 
 

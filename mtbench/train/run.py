@@ -43,8 +43,8 @@ def prepare_spec(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, An
     return spec
 
 
-def objective(summary: Mapping[str, Any], weights: Mapping[str, float]) -> float:
-    """One number for sweepers: the weight-averaged final validation error over tasks.
+def task_errors(summary: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """``({task: final validation error}, {task: its metric})``: what sweepers rank a run's tasks by.
 
     From the full end-of-run evaluation (``summary["final_eval"]["final"]``, each task's ranking metric of
     :func:`mtbench.train.final_eval.final_ranking_metric`) when the run has one, so every job is ranked on the same
@@ -54,11 +54,40 @@ def objective(summary: Mapping[str, Any], weights: Mapping[str, float]) -> float
 
     full = (summary.get("final_eval") or {}).get("final") or {}
     values: dict[str, float] = {}
+    metrics: dict[str, str] = {}
     for task, res in full.items():
         m = final_ranking_metric(res.get("metrics", {}))
         values[task] = float(res["metrics"][m]) if m else math.nan
+        metrics[task] = f"final {m}" if m else "final"
     if not full:
         values = {t: (r.get("val") or {}).get("rmse", math.nan) for t, r in summary.get("final", {}).items()}
+        metrics = {t: "rmse" for t in values}
+    return values, metrics
+
+
+class RunResult(float):
+    """A run's :func:`objective` (a float, for any sweeper) that also carries each task's final validation error
+    (``per_task``, ``metrics``: :func:`task_errors`) for multi-objective sweepers (``hydra/sweeper=optuna``)."""
+
+    per_task: dict[str, float]
+    metrics: dict[str, str]
+
+    def __new__(cls, value: float, per_task: Mapping[str, float] | None = None,
+                metrics: Mapping[str, str] | None = None) -> "RunResult":
+        obj = super().__new__(cls, value)
+        obj.per_task = {k: float(v) if v is not None else math.nan for k, v in (per_task or {}).items()}
+        obj.metrics = dict(metrics or {})
+        return obj
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, Any]) -> "RunResult":
+        values, metrics = task_errors(summary)
+        return cls(float(summary["objective"]), values, metrics)
+
+
+def objective(summary: Mapping[str, Any], weights: Mapping[str, float]) -> float:
+    """One number for sweepers: the weight-averaged final validation error over tasks (:func:`task_errors`)."""
+    values, _ = task_errors(summary)
     num = den = 0.0
     for task, v in values.items():
         v = math.nan if v is None else v
