@@ -369,6 +369,8 @@ class Trainer:
             metrics[names.STEP_TIME] = step_s
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step=self.step)
+            self.tracker.flush()  # in the store (or the backlog) now: a kill -9 loses at most one display
+        progress.report(self.step)
         return final
 
     def _update_best(self, final: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:
