@@ -245,11 +245,10 @@ def test_full_tracking_store_is_one_warning_and_training_goes_on(tmp_path: Path,
         uri = f"sqlite:///{disk}/mlflow.db"
         subprocess.run([sys.executable, "-c", "from mtbench.tracking.store import Store; Store(%r).connect()" % uri],
                        check=True, env=_env(), capture_output=True, timeout=300, cwd=tmp_path)
-        with open(disk / "filler", "wb") as fh:  # fill what is left
+        with open(disk / "filler", "wb", buffering=0) as fh:  # fill what is left
             try:
                 while True:
                     fh.write(b"\0" * 4096)
-                    fh.flush()
             except OSError:
                 pass
         run_dir = tmp_path / "run"
