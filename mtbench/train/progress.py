@@ -8,7 +8,7 @@ do). The end-of-run summary (:func:`mtbench.train.run.print_summary`) splits the
 When stdout is not a terminal (``sbatch``, ``nohup``, ``> log``) a live display would show nothing until the run
 ends, so it prints one plain line per display instead (:meth:`TrainingProgress.report`), flushed at once::
 
-    mtbench: step 50/200  water_ener trn 0.123 val 0.145  water_dipole trn 0.0112 val 0.0131  23.3 training steps/s, 0:06 left
+    mtbench: step 3/6  water_ener trn 20.1  val 16.1  water_dipole trn 0.58  val 0.504  0.1 training steps/s, 0:33 left
 """
 
 from __future__ import annotations
