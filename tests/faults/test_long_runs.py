@@ -287,16 +287,26 @@ def test_second_signal_during_shutdown_exits_at_once_and_corrupts_nothing(tmp_pa
 
 
 # --- default Hydra run folders ------------------------------------------------------------------------------------
-def test_four_concurrent_default_launches_get_four_folders(tmp_path: Path) -> None:
-    from mtbench.data.synthetic import builtin_data_root
+def test_four_concurrent_default_launches_get_four_folders(tmp_path: Path, tiny_data: Path) -> None:
+    """Four ``python -m mtbench`` started together from one folder (the tiny data standing in for the built-in
+    set): four run folders, four FINISHED runs on one SQLite store, each folder with its own seed."""
+    from mtbench.data.synthetic import GENERATOR_VERSION
 
-    builtin_data_root(progress=False)  # generated once here, not raced by the four launches
-    env = _env(MTBENCH_OUTPUT_DIR=str(tmp_path / "outputs"))
+    cache = tmp_path / "data"
+    cache.mkdir()
+    (cache / f"water-v{GENERATOR_VERSION}-seed1").symlink_to(tiny_data, target_is_directory=True)
+    env = _env(MTBENCH_OUTPUT_DIR=str(tmp_path / "outputs"), MTBENCH_DATA_DIR=str(cache))
     procs = [subprocess.Popen([sys.executable, "-m", "mtbench", "debug=fast", "training.numb_steps=2",
                                "training.disp_freq=1", "training.save_freq=2", f"training.seed={i}"],
                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(4)]
-    results = [(p.communicate(timeout=600), p.returncode) for p in procs]
+    try:
+        results = [(p.communicate(timeout=600), p.returncode) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     for (out, err), rc in results:
         assert rc == 0, err[-3000:]
     folders = sorted((tmp_path / "outputs" / "runs").glob("*/*"))
