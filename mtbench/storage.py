@@ -99,10 +99,9 @@ def write_atomic(path: str | Path, data: bytes, what: str) -> Path:
             tmp.unlink(missing_ok=True)
         except OSError:  # a read-only folder: there is no .tmp to remove
             pass
-        err = storage_error(exc, what, path)
-        if err is None:
+        if exc.errno not in DISK_ERRNOS:
             raise
-        raise err from None
+        raise error_for(path, what, exc.strerror or str(exc)) from None  # the file meant, not its .tmp
     return path
 
 
