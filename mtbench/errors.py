@@ -17,6 +17,8 @@ T = TypeVar("T")
 class MtbenchError(Exception):
     """A mistake in the user's input; its message is one line that names the culprit."""
 
+    exit_code = 2
+
 
 class SpecError(MtbenchError):
     """A bad key or value in the training spec (input.json / composed Hydra config)."""
@@ -42,8 +44,23 @@ class DataError(MtbenchError):
         return (type(self), (self.path, self.message))
 
 
+class StorageError(MtbenchError):
+    """The disk refused a write (full, over quota, file size limit, read-only): not the user's input, so exit 1;
+    still one line, naming the path, what was being written and the free space (:mod:`mtbench.storage`)."""
+
+    exit_code = 1
+
+    def __init__(self, path: str, what: str, reason: str) -> None:
+        self.path, self.what, self.reason = str(path), what, reason
+        super().__init__(f"cannot write {what} {path}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.what, self.reason))
+
+
 def exit_on_user_error(fn: Callable[[], T], prog: str = "mtbench", *, reraise: bool = False) -> T:
-    """Run ``fn``; turn an :class:`MtbenchError` into one line on stderr and exit code 2.
+    """Run ``fn``; turn an :class:`MtbenchError` into one line on stderr and its exit code (2; 1 for a refused
+    write).
 
     ``reraise``: print the line, then raise the error itself (a sweep job: the launcher records the failure and
     the other jobs go on).
@@ -54,4 +71,4 @@ def exit_on_user_error(fn: Callable[[], T], prog: str = "mtbench", *, reraise: b
         print(f"{prog}: error: {exc}", file=sys.stderr)
         if reraise:
             raise
-        raise SystemExit(2) from None
+        raise SystemExit(exc.exit_code) from None

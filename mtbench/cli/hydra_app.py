@@ -61,6 +61,21 @@ def parent_run_id(tracking: dict) -> str | None:
     return tracking.pop("parent_run_id", None) or os.environ.get("MTBENCH_PARENT_RUN_ID") or None
 
 
+RUN_DIR_RESOLVER = "mtbench.run_dir"
+
+
+def register_resolvers() -> None:
+    """``${mtbench.run_dir:<output dir>}``, the default ``hydra.run.dir``: a fresh run folder, made atomically by
+    :func:`mtbench.rundir.new_run_dir` (cached, so every read of ``hydra.run.dir`` in one launch gets that one)."""
+    from omegaconf import OmegaConf
+
+    from mtbench.rundir import new_run_dir
+
+    if not OmegaConf.has_resolver(RUN_DIR_RESOLVER):
+        OmegaConf.register_new_resolver(RUN_DIR_RESOLVER, lambda output_dir: str(new_run_dir(output_dir)),
+                                        use_cache=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m mtbench``: overrides checked first (a typo is one line, exit 2), then Hydra's app."""
     import hydra
@@ -72,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     from mtbench.runtime import expose_package_to_children
 
     expose_package_to_children()
+    register_resolvers()
     args = sys.argv[1:] if argv is None else list(argv)
     exit_on_user_error(lambda: check_overrides(args, config_dir=str(conf_dir()), config_name=CONFIG_NAME,
                                                version_base=VERSION_BASE), prog="mtbench")

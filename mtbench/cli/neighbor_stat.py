@@ -39,14 +39,14 @@ def main(argv: Sequence[str] | None = None) -> "NeighborStat":
     args = parse_args(argv)
 
     def go() -> "NeighborStat":
-        from rich.console import Console
         from rich.table import Table
 
         from mtbench import api
+        from mtbench.terminal import console as make_console
 
         stat = api.neighbor_stat(args.system, args.rcut, args.type_map, mixed=args.mixed, ratio=args.ratio,
                                  json=args.json)
-        console = Console()
+        console = make_console()
         nframes = sum(s.nframes for s in stat.systems)
         names = ["all types"] if stat.mixed_types else stat.type_map
         table = Table(title=f"neighbours within rcut = {stat.rcut:g} Å: {len(stat.systems)} system(s), "

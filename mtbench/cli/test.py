@@ -65,13 +65,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def print_run(done: Any) -> None:
     """The tables, as the report was made, then where it was logged."""
-    from rich.console import Console
+    from mtbench.terminal import console as make_console
 
-    from mtbench.evaluation.dp_test import TABLE_WIDTH
-
-    console = Console()
-    if not console.is_terminal:  # pipes and files: wide enough for system paths
-        console = Console(width=max(console.width, TABLE_WIDTH))
+    console = make_console()  # pipes and files: never wrapped, wide enough for system paths
     for item in done.renderables:
         console.print(item)
     if done.report.get("mlflow_run"):

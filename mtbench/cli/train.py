@@ -87,10 +87,11 @@ def summary_title(summary: Mapping[str, Any]) -> str:
 
 def print_summary(summary: Mapping[str, Any]) -> None:
     """Final metrics per task as a table, then where the run lives and how to open it."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from mtbench.terminal import console as make_console
+
+    console = make_console()
     table = Table(title=summary_title(summary))
     table.add_column("task")
     table.add_column("steps trained", justify="right")

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mtbench.terminal import is_terminal
+
 # Largest number of bins per direction relative to the atom count: bins beyond that
 # are empty and only cost memory (vacuum, huge boxes).
 _MAX_BINS_PER_ATOM = 8
@@ -387,8 +389,8 @@ def compute_neighbor_data(
                 max_counts = np.maximum(max_counts, counts.max(axis=0))
                 max_total = max(max_total, int(counts.sum(axis=1).max()))
             elapsed = clock() - start
-            if progress is None and f + 1 < nframes and elapsed * nframes / (f + 1) > 2.0:
-                from rich.progress import Progress
+            if progress is None and f + 1 < nframes and elapsed * nframes / (f + 1) > 2.0 and is_terminal():
+                from rich.progress import Progress  # a transient bar: on a pipe or file it would leave blank lines
 
                 progress = Progress(transient=True)
                 progress.start()

@@ -471,10 +471,11 @@ def _progress(
     if not enabled:
         yield None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True)
+    from mtbench.terminal import console as make_console
+
+    console = make_console(stderr=True)
     console.print(
         f"mtbench: one-time generation of the built-in water data (~10 s), cached in {where}",
         markup=False,

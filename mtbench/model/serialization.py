@@ -7,6 +7,7 @@ dataset, the same scheme DeePMD-kit uses for ``.dp`` files; mtbench's own checkp
 from __future__ import annotations
 
 import datetime
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -30,13 +31,19 @@ def _walk(obj: Any, fn: Callable[[Any], Any], in_vars: bool = False) -> Any:
     return obj
 
 
-def save_model_file(path: str | Path, data: dict[str, Any], *, software: str = "mtbench") -> None:
-    """Write ``data`` (a dict with numpy arrays) as an HDF5 model file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+def save_model_file(path: str | Path, data: dict[str, Any], *, software: str = "mtbench",
+                    what: str = "model file") -> None:
+    """Write ``data`` (a dict with numpy arrays) as an HDF5 model file.
+
+    The file is built in memory and written by :func:`mtbench.storage.write_atomic`: HDF5 never touches the disk,
+    so a full disk is one :class:`~mtbench.errors.StorageError` naming ``what`` and the path, and the file it
+    would have replaced stays as it was.
+    """
+    from mtbench.storage import write_atomic
+
     counter = iter(range(1 << 30))
-    with h5py.File(tmp, "w") as f:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
         def put(x: Any) -> str:
             return f.create_dataset(f"variable_{next(counter):04d}", data=np.asarray(x)).name
 
@@ -44,7 +51,7 @@ def save_model_file(path: str | Path, data: dict[str, Any], *, software: str = "
         meta = {"software": software, "version": __version__,
                 "time": str(datetime.datetime.now(tz=datetime.timezone.utc))}
         f.attrs["json"] = json.dumps({**meta, **doc}, separators=(",", ":"))
-    tmp.replace(path)
+    write_atomic(path, buffer.getvalue(), what)
 
 
 def load_model_file(path: str | Path) -> dict[str, Any]:

@@ -165,6 +165,16 @@ def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
 
 # --------------------------------------------------------------------------- store
 
+#: loggers that print a full SQLAlchemy traceback for every failed statement (a full disk: ~60 lines per call);
+#: every such failure also raises into :class:`Store`, whose caller reports it once, so they only repeat it
+_NOISY_LOGGERS = ("mlflow.store.db.utils", "sqlalchemy.pool", "sqlalchemy.engine")
+
+
+def quiet_store_loggers() -> None:
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 
 class Store:
     """One tracking store (URI) used through ``mlflow.MlflowClient``; every method raises
@@ -222,6 +232,7 @@ class Store:
         if self._client is not None:
             return
         self._probe()
+        quiet_store_loggers()
         from mlflow import MlflowClient
 
         def make() -> Any:

@@ -25,7 +25,7 @@ def save_checkpoint(path: str | Path, *, model: Mapping[str, Any], optimizers: M
     path = Path(path)
     save_model_file(path, {"@class": CHECKPOINT_CLASS, "@version": 1, "model": dict(model),
                            "optimizers": {t: dict(o) for t, o in optimizers.items()},
-                           "state": json.dumps(state), "spec": json.dumps(spec)})
+                           "state": json.dumps(state), "spec": json.dumps(spec)}, what="checkpoint")
     if pointer:
         write_pointer(path.parent, path)
     return path

@@ -4,14 +4,23 @@ it has had (its bar fills with its share of the sampling) and its latest trainin
 The rate is *training* steps per second: the time from the end of the previous step, or of the latest validation,
 to the end of each step, so validation pauses do not count (graph building in the first step and checkpoint writes
 do). The end-of-run summary (:func:`mtbench.train.run.print_summary`) splits the wall time the same way.
+
+When stdout is not a terminal (``sbatch``, ``nohup``, ``> log``) a live display would show nothing until the run
+ends, so it prints one plain line per display instead (:meth:`TrainingProgress.report`), flushed at once::
+
+    mtbench: step 3/6  water_ener trn 20.1  val 16.1  water_dipole trn 0.58  val 0.504  0.1 training steps/s, 0:33 left
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import IO
+
+from mtbench.terminal import is_terminal
 
 
 def _fmt(x: float) -> str:
@@ -20,8 +29,12 @@ def _fmt(x: float) -> str:
 
 class TrainingProgress:
     def __init__(self, total: int, tasks: Sequence[str], *, enabled: bool = True, start: int = 0,
-                 counts: dict[str, int] | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+                 counts: dict[str, int] | None = None, clock: Callable[[], float] = time.perf_counter,
+                 live: bool | None = None, stream: IO[str] | None = None) -> None:
+        """``live``: rich's live display (default: when ``stream``, default stdout, is a terminal); else plain lines."""
         self.total, self.tasks, self.enabled, self.start = total, list(tasks), enabled, start
+        self._stream = stream
+        self.live = is_terminal(self._out()) if live is None else live
         self.counts = dict(counts or {})
         self.trn = {t: math.nan for t in self.tasks}
         self.val = {t: math.nan for t in self.tasks}
@@ -44,8 +57,11 @@ class TrainingProgress:
         left = int((self.total - self.start - self.train_steps) / self.rate)
         return f"{self.rate:.1f} training steps/s, {left // 60}:{left % 60:02d} left"
 
+    def _out(self) -> IO[str]:
+        return self._stream if self._stream is not None else sys.stdout
+
     def __enter__(self) -> "TrainingProgress":
-        if self.enabled:
+        if self.enabled and self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             width = max(len(t) for t in self.tasks) if self.tasks else 5
@@ -81,6 +97,22 @@ class TrainingProgress:
             self._progress.update(self._rows[task], advance=1, info=self._info(task))
         else:
             self._progress.update(self._main, advance=1, info=f"{rate}  {self._info(task)}")
+
+    def line(self, step: int) -> str:
+        """The plain progress line of ``step``: per-task training / validation loss, rate and time left."""
+        tasks = "  ".join(f"{t} {self._info(t)}" for t in self.tasks)
+        rate = self.rate_text()
+        return f"mtbench: step {step}/{self.total}  {tasks}" + (f"  {rate}" if rate else "")
+
+    def report(self, step: int) -> None:
+        """After a display: one flushed line on a pipe or file (a terminal's live display shows it already)."""
+        if self.enabled and not self.live:
+            out = self._out()
+            try:
+                out.write(self.line(step) + "\n")
+                out.flush()
+            except (OSError, ValueError):  # a full disk or a closed log: progress lines never stop a training
+                pass
 
     def set_val(self, task: str, value: float) -> None:
         self.val[task] = value

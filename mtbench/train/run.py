@@ -121,12 +121,18 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
     from mtbench.spec.tasks import describe_sharing, task_view
     from mtbench.tracking import flatten_params, make_tracker
 
+    from mtbench.storage import refused_writes, remove_stale_tmp, storage_error
+
     run_dir = Path(run_dir).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with refused_writes("the run folder", run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
     run = RunDir(run_dir)
+    for tmp in remove_stale_tmp(run_dir, run.checkpoints):  # half-written files of a killed process
+        log.info("removed %s, left by an interrupted write", tmp)
     base = Path(base_dir).resolve() if base_dir is not None else None
     spec = prepare_spec(spec, base)
-    input_json = write_spec(spec, run.input_json)
+    with refused_writes("the spec", run.input_json):
+        input_json = write_spec(spec, run.input_json)
     tracker = make_tracker(dict(tracking or {"backend": "none"}), Path(output_dir).resolve())
     tasks = task_view(spec)
     all_tags = {"mtbench.tasks": ",".join(tasks), **describe_sharing(spec), **dict(tags or {})}
@@ -155,7 +161,11 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
         status = "KILLED"
         raise
     except BaseException as exc:
-        tracker.set_tags({"mtbench.error": f"{type(exc).__name__}: {exc}"[:5000]})
+        disk = storage_error(exc, "to the run folder", run_dir)  # a full or read-only disk: one line, exit 1
+        tracker.set_tags({"mtbench.error": (f"{type(disk).__name__}: {disk}" if disk is not None else
+                                            f"{type(exc).__name__}: {exc}")[:5000]})
+        if disk is not None and disk is not exc:
+            raise disk from None
         raise
     finally:
         for path in [*run.artifacts(), *list(extra_artifacts or [])]:

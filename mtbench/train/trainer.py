@@ -371,6 +371,10 @@ class Trainer:
             metrics[names.STEP_TIME] = step_s
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step=self.step)
+            flush = getattr(self.tracker, "flush", None)  # a bare log_metrics-only tracker has none
+            if flush is not None:
+                flush()  # in the store (or the backlog) now: a kill -9 loses at most one display
+        progress.report(self.step)
         return final
 
     def _update_best(self, final: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:

@@ -39,6 +39,27 @@ def test_rate_excludes_validation() -> None:
     assert bar.rate_text() == "1.5 training steps/s, 0:04 left"  # 7 steps left at 1.5/s
 
 
+def test_plain_lines_on_a_pipe() -> None:
+    """Not a terminal: no live display, one flushed line per display with losses, rate and time left."""
+    import io
+
+    clock, out = FakeClock(), io.StringIO()
+    with TrainingProgress(10, ["a", "b"], clock=clock, stream=out) as bar:
+        assert not bar.live and bar._progress is None
+        bar.set_val("a", 1.0)
+        bar.report(0)
+        clock.t = 2.0
+        bar.advance("b", 0.25)
+        bar.set_val("b", 0.5)
+        bar.report(1)
+    assert out.getvalue().splitlines() == [
+        "mtbench: step 0/10  a trn -  val 1  b trn -  val -",
+        "mtbench: step 1/10  a trn -  val 1  b trn 0.25  val 0.5  0.5 training steps/s, 0:18 left"]
+    quiet = io.StringIO()
+    TrainingProgress(10, ["a"], enabled=False, stream=quiet).report(0)  # --no-progress: nothing
+    assert quiet.getvalue() == ""
+
+
 def test_summary_title_splits_the_wall_time() -> None:
     summary = {"steps": 50, "wall_s": 4.0, "timing": {"steps": [20, 40, 50], "step_s": [0.05, 0.04, 0.03]}}
     # training: 20 * 0.05 + 20 * 0.04 + 10 * 0.03 = 2.1 s

@@ -129,10 +129,30 @@ def test_experiment_overrides_groups():
 
 def test_hydra_run_dirs_and_no_chdir():
     hydra_cfg = yaml.safe_load((CONF / "config.yaml").read_text())["hydra"]
-    assert hydra_cfg["run"]["dir"] == "${paths.output_dir}/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}"
+    assert hydra_cfg["run"]["dir"] == "${mtbench.run_dir:${paths.output_dir}}"
     assert hydra_cfg["sweep"]["dir"] == "${paths.output_dir}/multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}"
     assert hydra_cfg["sweep"]["subdir"] == "${hydra.job.num}"
     assert hydra_cfg["job"]["chdir"] is False
+
+
+def test_default_run_dir_resolver_makes_distinct_folders(tmp_path: Path):
+    """``${mtbench.run_dir:...}`` (the default hydra.run.dir): a fresh folder per launch, the same one on every read."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from mtbench.cli.hydra_app import register_resolvers
+
+    register_resolvers()
+    made = set()
+    for _ in range(20):
+        cfg = OmegaConf.create({"out": str(tmp_path), "dir": "${mtbench.run_dir:${out}}"})
+        first = cfg.dir
+        assert cfg.dir == first  # read twice, one folder
+        made.add(first)
+    assert len(made) == 20
+    assert sorted(made) == sorted(str(p) for p in (tmp_path / "runs").glob("*/*"))
+    assert all(Path(d).name.endswith(f"-{os.getpid()}") or f"-{os.getpid()}-" in Path(d).name for d in made)
 
 
 def test_output_dir_default_and_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
