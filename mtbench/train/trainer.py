@@ -375,7 +375,23 @@ class Trainer:
                 "stopped_by": stop.name or None, "exit_code": stop.exit_code, "wall_s": wall, "final": final, "counts": dict(self.sampler.counts),
                 "fractions": self.sampler.fractions(),
                 "requested": dict(zip(self.sampler.tasks, map(float, self.sampler.requested))),
-                "best": self.best.summary(), "timing": self.timing, "run_dir": str(self.run_dir)}
+                "best": self.best.summary(), "val_best": self._val_best(), "timing": self.timing,
+                "run_dir": str(self.run_dir)}
+
+    def _val_best(self) -> dict[str, dict[str, float]]:
+        """``{task: {metric: lowest per-display validation value after step 0}}`` at full precision (the lcurve
+        files keep 3 digits): the report's ``best`` columns."""
+        out: dict[str, dict[str, float]] = {}
+        for task, rows in self.history.items():
+            for row in rows:
+                if row["step"] <= 0:
+                    continue
+                for k, v in row.items():
+                    if k.startswith("val_") and math.isfinite(v):
+                        m = k[len("val_"):]
+                        cur = out.setdefault(task, {}).get(m)
+                        out[task][m] = v if cur is None else min(cur, v)
+        return out
 
     def _display(self, writers: Mapping[str, Any], step_s: float, progress: TrainingProgress) -> dict:
         metrics: dict[str, float] = {}
