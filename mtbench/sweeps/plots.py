@@ -41,7 +41,8 @@ def _title(job: Job, sweep: Sweep) -> str:
 def _heading(what: str, sweep: Sweep) -> str:
     """A figure title: what it shows first, then the sweep (``task sampling · sweep fitting_weight``), so the
     sweep's name is not read as a task's."""
-    return f"{what} · sweep {sweep.name}"
+    sep = "\n" if len(what) + len(sweep.name) > 60 else " · "  # a long title breaks rather than clips
+    return f"{what}{sep}sweep {sweep.name}"
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
