@@ -37,8 +37,15 @@ def _task_function(cfg: Any) -> "RunResult":
     overrides = list(hc.overrides.task)
     tags = {**{f"config.{k}": v for k, v in choices.items()}, "overrides": " ".join(overrides) or "(none)"}
     tracking = OmegaConf.to_container(cfg.get("tracking", {"backend": "none"}), resolve=True)
-    if str(hc.mode).endswith("MULTIRUN") and not tracking.get("run_name"):
-        tracking["run_name"] = f"job{hc.job.num}"
+    if str(hc.mode).endswith("MULTIRUN"):
+        import os
+
+        from mtbench.sweeps.plan import ENV_SWEEP_KEYS, job_note, job_run_name
+
+        keys = [k for k in os.environ.get(ENV_SWEEP_KEYS, "").split(",") if k]
+        if not tracking.get("run_name"):
+            tracking["run_name"] = job_run_name(hc.job.num, overrides, keys)
+        tags["mlflow.note.content"] = job_note(hc.job.num, overrides, keys)
     output_dir = Path(str(cfg.paths.output_dir)) if "paths" in cfg else Path("outputs")
     summary = exit_on_user_error(
         lambda: run_training(cfg_to_spec(cfg), run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,

@@ -303,6 +303,13 @@ TRAINING_DATA: Schema = {
 VALIDATION_DATA: Schema = {
     **TRAINING_DATA,
     "numb_btch": _o(1, "int", aliases=("numb_batch",)),
+    # mtbench's own keys
+    "fixed_batches": _o(False, "bool", doc="draw the numb_btch validation batches once (seeded by training.seed) "
+                                           "and reuse them at every display, so curves of different jobs are "
+                                           "comparable; false: fresh random batches each display (DeePMD-kit)"),
+    "final_nframes": _o(None, "int", "null", doc="frames per validation system in the end-of-run evaluation: a "
+                                                 "fixed subset shuffled with training.seed (as `mtbench.test -n N "
+                                                 "--shuffle-test -r SEED`); null: every frame"),
 }
 
 SAMPLING_TYPES: tuple[str, ...] = ("weights", "temperature", "epochs")

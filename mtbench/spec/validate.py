@@ -380,6 +380,8 @@ def _data(data: Mapping[str, Any], path: str, base_dir: Path | None, check_paths
         raise SpecError(join(path, "set_prefix"), "must not be empty")
     if "numb_btch" in data:
         _at_least(data["numb_btch"], 1, join(path, "numb_btch"))
+    if data.get("final_nframes") is not None:
+        _at_least(data["final_nframes"], 1, join(path, "final_nframes"))
 
 
 def _batch_size(bs: Any, path: str, nsys: int | None, descriptor: Mapping[str, Any]) -> None:

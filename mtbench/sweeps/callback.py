@@ -40,7 +40,11 @@ from mtbench.sweeps.plan import (
     KEYS_TAG,
     RUN_TYPE_TAG,
     SWEEP_DIR_TAG,
+    SweepPlan,
+    add_replicates,
+    display_key,
     inject_job_env,
+    job_run_name,
     plan_sweep,
     swept_values,
 )
@@ -94,6 +98,10 @@ class SweepTracking(Callback):
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         self._pid = os.getpid()  # the launching process (jobs may run in other processes)
+        seeds = add_replicates(config)  # before the sweeper reads the overrides, with or without tracking
+        if seeds:
+            log.info("sweep.replicates=%d: every setting runs with training.seed=%s", len(seeds),
+                     ",".join(map(str, seeds)))
         tracking = _tracking_cfg(config)
         if tracking is None:
             return
@@ -110,8 +118,8 @@ class SweepTracking(Callback):
         self._sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         plan = plan_sweep(config)
         self._planned = len(plan.jobs) if plan.jobs is not None else None
-        name = str(config.get("sweep", {}).get("name") or "") if "sweep" in config else ""
-        label = name or "+".join(k.rsplit(".", 1)[-1] for k in plan.keys) or "sweep"
+        name = str((config.get("sweep") or {}).get("name") or "") if "sweep" in config else ""
+        label = name or ", ".join(display_key(k) for k in plan.keys) or "sweep"
         tags = {
             RUN_TYPE_TAG: "sweep",
             SWEEP_DIR_TAG: str(self._sweep_dir),
@@ -124,7 +132,8 @@ class SweepTracking(Callback):
             "sweep.launcher": str(config.hydra.launcher.get("_target_", "?")).rsplit(".", 1)[-1],
             "sweep.sweeper": str(config.hydra.sweeper.get("_target_", "?")).rsplit(".", 1)[-1],
         }
-        run_name = f"sweep-{label}-{self._sweep_dir.name}"
+        tags["mlflow.note.content"] = sweep_note(label, plan)
+        run_name = parent_run_name(label)
         experiment = str(tracking.get("experiment") or "mtbench")
         if plan.jobs is None and config.hydra.sweeper.get("n_trials") is not None:
             self._planned = int(config.hydra.sweeper.n_trials)  # a search's trial budget
@@ -215,7 +224,7 @@ class SweepTracking(Callback):
         exp = store.experiment_of(parent)
         run_tags = {**tags, PARENT_TAG: parent, RUN_DIR_TAG: run_dir,
                     "overrides": " ".join(overrides) or "(none)"}
-        run_id = store.create_run(exp, f"job{num}-failed", clean_tags(run_tags))
+        run_id = store.create_run(exp, f"{job_run_name(num, overrides, keys)} (failed)", clean_tags(run_tags))
         hydra_dir = Path(run_dir) / ".hydra"
         if hydra_dir.is_dir():
             store.log_artifact(run_id, hydra_dir, None)
@@ -237,6 +246,23 @@ def resumed_parent(store: Store, experiment: str, sweep_dir: Path) -> str | None
     store.client.update_run(run_id, status="RUNNING")
     log.info("sweep parent run %s resumed (%s)", run_id, sweep_dir)
     return run_id
+
+
+def parent_run_name(label: str, when: float | None = None) -> str:
+    """``12-02 00:51:07 sweep fitting_weight.water_dipole, seed``: the time stamp first, so the UI's truncated
+    names of two sweeps over the same keys still differ."""
+    import time
+
+    return f"{time.strftime('%m-%d %H:%M:%S', time.localtime(when))} sweep {label}"
+
+
+def sweep_note(label: str, plan: SweepPlan) -> str:
+    """The parent's description until the sweep ends (then the report replaces it)."""
+    lines = [f"**Sweep {label}** (running)", ""]
+    lines += [f"- `{display_key(k)}` = {v}" for k, v in plan.params.items()]
+    if plan.fixed:
+        lines.append(f"- fixed: `{' '.join(plan.fixed)}`")
+    return "\n".join(lines) + "\n"
 
 
 def keep_failure_picklable(job_return: Any) -> None:

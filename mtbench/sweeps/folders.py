@@ -60,6 +60,8 @@ def load_job_dir(job_dir: Path, keys: Sequence[str]) -> tuple[Job, list[str]]:
         job.final = {t: {m: _num(v) for m, v in (res.get("val") or {}).items()} for t, res in s.final.items()}
         job.full = {t: {m: _num(v) for m, v in (res.get("metrics") or {}).items()}
                     for t, res in ((s.extra.get("final_eval") or {}).get("final") or {}).items()}
+        job.val_best = {t: {m: _num(v) for m, v in (ms or {}).items()}
+                        for t, ms in (s.extra.get("val_best") or {}).items()}
         job.counts = {t: _num(v) for t, v in s.counts.items()}
         job.fractions = {t: _num(v) for t, v in s.fractions.items()}
         job.requested = {t: _num(v) for t, v in s.requested.items()}

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mtbench.sweeps.plan import REPLICATE_KEY, display_key, setting_label
+from mtbench.sweeps.stats import Spread, spread
 from mtbench.train.best import final_ranking_metric, ranking_metric
 
 DONE = "FINISHED"
@@ -49,6 +51,8 @@ class Job:
     # task -> dp-test metric -> value: the full end-of-run validation (summary final_eval, MLflow final/<task>/<m>)
     full: dict[str, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, dict[str, Curve]] = field(default_factory=dict)  # task -> metric -> val curve
+    # task -> metric -> lowest per-display value after step 0, full precision (summary val_best; lcurve: 3 digits)
+    val_best: dict[str, dict[str, float]] = field(default_factory=dict)
     best_hint: dict[str, str] = field(default_factory=dict)  # task -> metric the trainer ranked by
     fractions: dict[str, float] = field(default_factory=dict)
     requested: dict[str, float] = field(default_factory=dict)
@@ -77,6 +81,9 @@ class Job:
         return float(v) if v is not None and math.isfinite(v) else math.nan
 
     def best_value(self, task: str, metric: str) -> float:
+        v = self.val_best.get(task, {}).get(metric)
+        if v is not None and math.isfinite(v):
+            return float(v)
         return self.curves.get(task, {}).get(metric, Curve()).best()
 
     @property
@@ -155,18 +162,72 @@ class Sweep:
                     seen.append(p)
         return seen
 
+    # -- replicates: jobs that differ only in training.seed form one setting ----------------------------------
+
+    @property
+    def replicated(self) -> bool:
+        """Whether the sweep varies the seed (``training.seed=1,2,3`` or ``sweep.replicates=N``)."""
+        return REPLICATE_KEY in self.keys
+
+    @property
+    def setting_keys(self) -> list[str]:
+        """The swept keys that make a setting (every key but the seed)."""
+        return [k for k in self.keys if k != REPLICATE_KEY]
+
+    def settings(self) -> list[Setting]:
+        """The jobs grouped by their values of :attr:`setting_keys`, in job order (one job each when no seed is
+        swept)."""
+        groups: dict[tuple[str, ...], Setting] = {}
+        for job in self.jobs:
+            values = {k: job.swept.get(k, "") for k in self.setting_keys}
+            key = tuple(values.values()) if self.replicated else (job.label,)
+            groups.setdefault(key, Setting(values, [])).jobs.append(job)
+        return list(groups.values())
+
+    def setting_spread(self, setting: Setting, task: str) -> Spread:
+        """Mean and std over the setting's finished jobs of the value each job is ranked on for ``task``."""
+        return spread(self.ranked_value(j, task) for j in setting.jobs if j.ok)
+
+    def best_settings(self, task: str) -> list[tuple[Setting, Spread]]:
+        """Settings with a finite mean for ``task``, lowest mean first."""
+        ranked = [(s, self.setting_spread(s, task)) for s in self.settings()]
+        return sorted([(s, sp) for s, sp in ranked if math.isfinite(sp.mean)], key=lambda x: x[1].mean)
+
     def best_job(self, task: str) -> Job | None:
         ranked = [(self.ranked_value(j, task), j) for j in self.jobs if j.ok]
         ranked = [(v, j) for v, j in ranked if math.isfinite(v)]
         return min(ranked, key=lambda x: x[0])[1] if ranked else None
 
 
+@dataclass
+class Setting:
+    """One setting of a sweep (its swept values but the seed) and its replicate jobs."""
+
+    values: dict[str, str]
+    jobs: list[Job]
+
+    @property
+    def seeds(self) -> list[str]:
+        return [j.swept.get(REPLICATE_KEY, "") for j in self.jobs]
+
+    def title(self) -> str:
+        """``fitting_weight.water_ener=4`` (``(all)`` when only the seed is swept)."""
+        return setting_label(self.values) or "(all)"
+
+
 def job_sort_key(label: str) -> tuple[int, Any]:
     return (0, int(label)) if label.isdigit() else (1, label)
 
 
+def axis_key(key: str) -> str:
+    """A swept key on an axis, in a legend or a column head: ``fitting_weight.water_dipole``, not the bare
+    ``water_dipole`` (that reads like a task)."""
+    return display_key(key)
+
+
 def short_key(key: str, keys: Sequence[str]) -> str:
-    """``training.fitting_weight.water_dipole`` -> ``water_dipole`` unless that is ambiguous."""
+    """``training.fitting_weight.water_dipole`` -> ``water_dipole`` unless that is ambiguous: file names only
+    (``error_vs_water_dipole.png``); labels use :func:`axis_key`."""
     last = key.rsplit(".", 1)[-1].split("@", 1)[0]
     if sum(1 for k in keys if k.rsplit(".", 1)[-1].split("@", 1)[0] == last) > 1:
         return key
@@ -174,7 +235,8 @@ def short_key(key: str, keys: Sequence[str]) -> str:
 
 
 def job_title(job: Job, keys: Sequence[str]) -> str:
-    values = " ".join(f"{short_key(k, keys)}={job.swept[k]}" for k in keys if k in job.swept)
+    """``#3 fitting_weight.water_ener=4, seed=2``."""
+    values = setting_label({k: job.swept[k] for k in keys if k in job.swept})
     return f"#{job.label} {values}".strip()
 
 

@@ -7,6 +7,7 @@ back. Parsing of Hydra overrides lives here too: which keys a sweep varies, each
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from typing import Any
 
 # The store the parent lives in (the jobs use it too); owned by the store, re-exported for the callback.
 from mtbench.tracking.store import ENV_TRACKING_URI  # noqa: F401
+
+log = logging.getLogger("mtbench.tracking")
 
 ENV_PARENT = "MTBENCH_PARENT_RUN_ID"  # read by mtbench.cli.hydra_app (parent_run_id)
 ENV_SWEEP_KEYS = "MTBENCH_SWEEP_KEYS"  # swept override keys, comma-separated
@@ -23,6 +26,70 @@ SWEEP_DIR_TAG = "mtbench.sweep_dir"
 ERROR_TAG = "mtbench.error"
 JOB_TAG = "sweep.job"
 KEYS_TAG = "sweep.keys"
+
+# A swept seed is never a setting: its jobs are replicates of the setting the other keys make.
+REPLICATE_KEY = "training.seed"
+_SECTIONS = ("training.", "model.")  # prefixes that add nothing to a key's meaning in a name or a label
+
+
+def display_key(key: str) -> str:
+    """A swept key as people read it: ``training.fitting_weight.water_ener`` -> ``fitting_weight.water_ener``,
+    ``training.seed`` -> ``seed``; other keys (``descriptor``, ``learning_rate.start_lr``) as they are."""
+    for prefix in _SECTIONS:
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def setting_label(values: Mapping[str, str]) -> str:
+    """``fitting_weight.water_ener=4, seed=2``: a job's (or a setting's) swept values, for run names and legends."""
+    return ", ".join(f"{display_key(k)}={v}" for k, v in values.items())
+
+
+def job_run_name(num: Any, overrides: Sequence[str], keys: Sequence[str]) -> str:
+    """A sweep job's MLflow run name: what it varies (``fitting_weight.water_ener=4, seed=2``), ``job<num>`` when
+    the swept keys are unknown."""
+    return setting_label(swept_values(overrides, keys)) or f"job{num}"
+
+
+def job_note(num: Any, overrides: Sequence[str], keys: Sequence[str]) -> str:
+    """A sweep job's description (``mlflow.note.content``): its swept values and every override."""
+    values = swept_values(overrides, keys)
+    lines = [f"**Sweep job {num}**" + (f": {setting_label(values)}" if values else ""), ""]
+    lines += [f"- `{display_key(k)}` = {v}" for k, v in values.items()]
+    lines.append(f"- overrides: `{' '.join(overrides) or '(none)'}`")
+    return "\n".join(lines) + "\n"
+
+
+def replicate_seeds(config: Any) -> list[int]:
+    """The seeds ``sweep.replicates=N`` asks for: ``training.seed`` (default 1) and the N-1 after it; [] when the
+    sweep has no replicates (or N <= 1)."""
+    sweep = config.get("sweep") if "sweep" in config else None
+    n = int((sweep or {}).get("replicates") or 0) if sweep is not None else 0
+    if n <= 1:
+        return []
+    base = config.get("training", {}).get("seed") if "training" in config else None
+    base = 1 if base is None else int(base)
+    return list(range(base, base + n))
+
+
+def add_replicates(config: Any) -> list[int]:
+    """Expand ``sweep.replicates=N`` into the swept override ``training.seed=s1,...,sN`` (Hydra's sweeper reads
+    ``hydra.overrides.task`` after the multirun-start callbacks). A seed the user sweeps already wins. Returns the
+    seeds added."""
+    from omegaconf import open_dict, read_write
+
+    seeds = replicate_seeds(config)
+    if not seeds:
+        return []
+    if REPLICATE_KEY in plan_sweep(config).keys:
+        log.warning("sweep.replicates ignored: training.seed is swept already (its values are the replicates)")
+        return []
+    with read_write(config.hydra), open_dict(config.hydra):
+        config.hydra.overrides.task = [o for o in config.hydra.overrides.task
+                                       if not str(o).lstrip("+~").startswith(f"{REPLICATE_KEY}=")]
+        config.hydra.overrides.task.append(f"{REPLICATE_KEY}={','.join(map(str, seeds))}")
+    return seeds
 
 
 @dataclass

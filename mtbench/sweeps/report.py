@@ -14,7 +14,8 @@ from mtbench.sweeps.mlflow_reader import load_parent_run
 from mtbench.sweeps.model import Sweep, job_title
 from mtbench.sweeps.pareto import write_pareto
 from mtbench.sweeps.plots import make_plots
-from mtbench.sweeps.tables import markdown, table, write_csv
+from mtbench.sweeps.stats import welch
+from mtbench.sweeps.tables import JOBS_CSV, SUMMARY_CSV, SUMMARY_MD, markdown, settings_table, table, write_csv
 from mtbench.tracking.mlflow_tracker import clean_tags
 from mtbench.tracking.store import Store, StoreError
 
@@ -43,12 +44,29 @@ def summarize(sweep: Sweep, planned_jobs: int | None = None
             if best.run_id:
                 tags[f"sweep.best.{t}.run_id"] = best.run_id
             metrics[f"sweep/best/{t}/{m}"] = [(v, 0)]
+        if sweep.replicated:
+            _replicate_summary(sweep, t, m, tags, metrics)
         for i, j in enumerate(jobs):
             v = sweep.ranked_value(j, t)
             if j.ok and math.isfinite(v):
                 step = int(j.label) if j.label.isdigit() else i
                 metrics.setdefault(f"sweep/by_job/{t}/{m}", []).append((v, step))
     return tags, metrics
+
+
+def _replicate_summary(sweep: Sweep, task: str, metric: str, tags: dict[str, str],
+                       metrics: dict[str, list[tuple[float, int]]]) -> None:
+    """The best setting of ``task`` by its mean over the seeds (``sweep.best_setting.<task>``), and whether the
+    runner-up is distinguishable from it (``sweep.distinguishable.<task>``)."""
+    ranked = sweep.best_settings(task)
+    if not ranked:
+        return
+    setting, sp = ranked[0]
+    tags[f"sweep.best_setting.{task}"] = (f"{setting.title()}: {metric} mean {sp.mean:.4g} ± {sp.std:.2g} "
+                                          f"over {sp.n} seeds")
+    metrics[f"sweep/best_setting/{task}/{metric}_mean"] = [(sp.mean, 0)]
+    if len(ranked) > 1:
+        tags[f"sweep.distinguishable.{task}"] = str(welch(sp, ranked[1][1]).distinguishable).lower()
 
 
 def parent_note(sweep: Sweep, files: Sequence[Path]) -> str:
@@ -81,13 +99,17 @@ def log_summary(store: Store, run_id: str, tags: Mapping[str, str],
 
 
 def write_report(sweep: Sweep, out_dir: str | Path) -> list[Path]:
-    """``summary.csv``, ``summary.md`` and the plots into ``out_dir``; returns the files."""
+    """``summary.csv`` (per setting when the sweep has replicate seeds, else per job), ``summary_jobs.csv`` (per
+    job), ``summary.md`` and the plots into ``out_dir``; returns the files."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cols, rows = table(sweep)
-    files = [write_csv(out / "summary.csv", cols, rows)]
+    jobs_csv = write_csv(out / JOBS_CSV, cols, rows)
+    if sweep.replicated:
+        cols, rows = settings_table(sweep)
+    files = [write_csv(out / SUMMARY_CSV, cols, rows), jobs_csv]
     plots = make_plots(sweep, out)
-    md = out / "summary.md"
+    md = out / SUMMARY_MD
     md.write_text(markdown(sweep, plots))
     plots += write_pareto(sweep, out, md)  # the Pareto front section (mtbench.sweeps.pareto)
     return [*files, md, *plots]
@@ -142,7 +164,7 @@ def finalize_sweep(parent_run_id: str, *, tracking_uri: str, output_dir: str | P
             files = write_report(sweep, sweep.sweep_dir / "compare")
         except Exception as exc:  # noqa: BLE001 - the summary and the status matter more
             log.warning("sweep report not written (%s: %s)", type(exc).__name__, exc)
-    md = [f for f in files if f.name == "summary.md"]
+    md = [f for f in files if f.name == SUMMARY_MD]
     log_summary(store, parent_run_id, tags, metrics, parent_note(sweep, files) if files else None)
     for f in files:
         store.log_artifact(parent_run_id, f.resolve(), "compare")

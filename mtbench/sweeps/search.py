@@ -55,7 +55,6 @@ class Param:
 def distribution(sweep: Any) -> Any:
     """The Optuna distribution of one parsed Hydra sweep (``Override.value()`` of a sweep override)."""
     import optuna.distributions as od
-    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: F401 - types below
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 
     log_scale = "log" in (sweep.tags or set())

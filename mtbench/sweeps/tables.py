@@ -1,5 +1,6 @@
-"""A sweep as tables: every number (one row per job, ``summary.csv``) and the table a person
-reads (``summary.md``, also the parent run's note in the MLflow UI)."""
+"""A sweep as tables: every number (``summary.csv``: one row per setting with ``_mean``/``_std`` columns over its
+replicate seeds when the sweep varies ``training.seed``, else one row per job; ``summary_jobs.csv``: always one
+row per job) and the table a person reads (``summary.md``, also the parent run's note in the MLflow UI)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtbench.sweeps.model import Curve, Sweep, job_title, short_key
+from mtbench.sweeps.model import Curve, Sweep, axis_key, job_title
+from mtbench.sweeps.stats import CONFIDENCE, spread, welch
+
+SUMMARY_CSV = "summary.csv"
+JOBS_CSV = "summary_jobs.csv"
+SUMMARY_MD = "summary.md"
 
 
 def table(sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]]:
@@ -86,7 +92,7 @@ def markdown(sweep: Sweep, plots: Sequence[Path] = ()) -> str:
     """The table a person reads: per task the ranking metric (final, best), sampling, speed."""
     tasks = sweep.tasks
     best = {t: sweep.best_job(t) for t in tasks}
-    head = ["job", "status", *[short_key(k, sweep.keys) for k in sweep.keys]]
+    head = ["job", "status", *[axis_key(k) for k in sweep.keys]]
     full = {t: sweep.full_primary(t) for t in tasks}
     for t in tasks:
         m = sweep.primary(t)
@@ -128,7 +134,92 @@ def markdown(sweep: Sweep, plots: Sequence[Path] = ()) -> str:
     failed = [j for j in sweep.jobs if not j.ok]
     for j in failed:
         lines.append(f"- job {j.label} {j.status}" + (f": {j.error}" if j.error else ""))
+    if sweep.replicated:
+        lines += ["", *settings_markdown(sweep)]
     if plots:
         lines.append("")
         lines += [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+# -- replicates: one row per setting ------------------------------------------------------------------------------
+
+def _aggregated(cols: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """The per-job columns a setting row averages: every metric, sampling share, objective and speed."""
+    skip = {"job", "status", "run_id", "run_dir", "error", "steps", *keys}
+    return [c for c in cols if c not in skip]
+
+
+def settings_table(sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per setting: its swept values, the replicate count and seeds, and ``<column>_mean`` /
+    ``<column>_std`` (sample std, n - 1) over its finished jobs of every numeric column of :func:`table`."""
+    job_cols, job_rows = table(sweep)
+    by_label = {r["job"]: r for r in job_rows}
+    numeric = _aggregated(job_cols, sweep.keys)
+    cols = [*sweep.setting_keys, "replicates", "finished", "seeds"]
+    for c in numeric:
+        cols += [f"{c}_mean", f"{c}_std"]
+    rows = []
+    for setting in sweep.settings():
+        ok = [by_label[j.label] for j in setting.jobs if j.ok]
+        row: dict[str, Any] = {**setting.values, "replicates": len(setting.jobs), "finished": len(ok),
+                               "seeds": " ".join(x for x in setting.seeds if x)}
+        for c in numeric:
+            sp = spread(_float(r.get(c)) for r in ok)
+            row[f"{c}_mean"], row[f"{c}_std"] = sp.mean, sp.std
+        rows.append(row)
+    return cols, rows
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _pm(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    return f"{_fmt(mean)} ± {_fmt(std, 2)}" if math.isfinite(std) else _fmt(mean)
+
+
+def settings_markdown(sweep: Sweep) -> list[str]:
+    """The settings table (mean ± std of each task's ranking value over the seeds) and, per task, whether the
+    best two settings are distinguishable at the report's confidence (Welch)."""
+    tasks = sweep.tasks
+    settings = sweep.settings()
+    head = [*[axis_key(k) for k in sweep.setting_keys], "seeds"]
+    head += [f"{t} {sweep.ranking_label(t)}" for t in tasks]
+    lines = ["## Settings: mean ± std over the replicate seeds", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    best = {t: (sweep.best_settings(t) or [(None, None)])[0][0] for t in tasks}
+    for setting in settings:
+        cells = [*[setting.values.get(k, "") for k in sweep.setting_keys],
+                 f"{sum(j.ok for j in setting.jobs)}/{len(setting.jobs)}"]
+        for t in tasks:
+            sp = sweep.setting_spread(setting, t)
+            text = _pm(sp.mean, sp.std)
+            cells.append(f"**{text}**" if best[t] is setting else text)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += ["", *distinguishability_lines(sweep)]
+    return lines
+
+
+def distinguishability_lines(sweep: Sweep) -> list[str]:
+    """Per task: the best two settings and whether their means differ beyond the seed-to-seed spread."""
+    out = []
+    pct = f"{CONFIDENCE:.0%}"
+    for t in sweep.tasks:
+        ranked = sweep.best_settings(t)
+        if len(ranked) < 2:
+            continue
+        (a, sa), (b, sb) = ranked[0], ranked[1]
+        cmp = welch(sa, sb)
+        verdict = ("distinguishable" if cmp.distinguishable else
+                   "**not distinguishable** (the seeds move it as much; more replicates or steps needed)")
+        width = f"{_fmt(cmp.half_width, 2)}" if math.isfinite(cmp.half_width) else "∞ (one seed)"
+        out.append(f"- `{t}` ({sweep.ranking_label(t)}): best `{a.title()}` {_pm(sa.mean, sa.std)}, next "
+                   f"`{b.title()}` {_pm(sb.mean, sb.std)}: difference {_fmt(cmp.diff)} ± {width} ({pct}, Welch): "
+                   f"{verdict}")
+    return out

@@ -27,6 +27,10 @@ from urllib.parse import urlparse
 from mtbench.tracking.params import METRICS_PER_BATCH, PARAMS_PER_BATCH
 
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+# MLflow 3's UI opens an experiment in the mode this tag names (its JS enum ExperimentKind); without it the UI
+# guesses, and an experiment of training runs opens on the GenAI traces overview.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 log = logging.getLogger("mtbench.tracking")
@@ -283,7 +287,8 @@ class Store:
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 try:
-                    return client.create_experiment(name, artifact_location=location)
+                    return client.create_experiment(name, artifact_location=location,
+                                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
                 except Exception:
                     exp = client.get_experiment_by_name(name)
                     if exp is None:
@@ -291,6 +296,8 @@ class Store:
             if exp.lifecycle_stage == "deleted":
                 log.warning("MLflow experiment '%s' was deleted; restoring it", name)
                 client.restore_experiment(exp.experiment_id)
+            if EXPERIMENT_KIND_TAG not in (exp.tags or {}):  # an experiment from before: the user's kind wins
+                client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return exp.experiment_id
 
         db = sqlite_path(self.uri)

@@ -58,6 +58,9 @@ class TaskRuntime:
     val_rng: np.random.Generator
     window: list[dict[str, float]] = field(default_factory=list)  # train metrics since the last display
     grad: "GradientWindow" = field(default_factory=lambda: GradientWindow())
+    fixed_rng: np.random.Generator | None = None  # validation_data.fixed_batches: draws the fixed batches
+    fixed: list[tuple[Any, float, int]] | None = None  # (inputs, natoms, sys_idx) of the fixed batches
+    fixed_extra: dict[int, tuple[Any, float, int]] = field(default_factory=dict)  # fixed coverage batches
     lcurve: Any = None
     skipped: int = 0  # steps skipped for a non-finite loss/gradient (on_nonfinite: skip)
     last_loss: float = float("nan")  # the last finite training loss
@@ -129,7 +132,8 @@ class Trainer:
     # --- setup --------------------------------------------------------------------------------------------
     def _setup(self) -> None:
         seq = np.random.SeedSequence(self.seed)
-        children = seq.spawn(1 + 2 * len(self.tasks))
+        # child i is the same whatever the count: the first 1 + 2n keep their streams, the last n draw fixed batches
+        children = seq.spawn(1 + 3 * len(self.tasks))
         restart = self.spec["training"].get("restart")
         init = self.spec["training"].get("init_frz_model")
         ckpt = load_checkpoint(restart) if restart else None
@@ -179,7 +183,9 @@ class Trainer:
                 spec=ts, loss=loss, train_data=train_data, val_data=val_data, lr=lr, optimizer=opt, steps=steps,
                 numb_btch=int((vcfg or {}).get("numb_btch", 1)),
                 train_rng=np.random.default_rng(children[1 + 2 * k]),
-                val_rng=np.random.default_rng(children[2 + 2 * k]))
+                val_rng=np.random.default_rng(children[2 + 2 * k]),
+                fixed_rng=(np.random.default_rng(children[1 + 2 * len(self.tasks) + k])
+                           if val_data is not None and (vcfg or {}).get("fixed_batches") else None))
         self.sampler = TaskSampler.from_spec(
             self.spec["training"].get("sampling") or {"type": "weights"}, list(self.tasks),
             {t: ts.weight for t, ts in self.tasks.items()},
@@ -253,24 +259,61 @@ class Trainer:
     def validate(self, rt: TaskRuntime) -> dict[str, float]:
         """DeePMD's validation: ``numb_btch`` batches, per-batch RMSEs averaged with weight = atom count.
 
-        Unlike DeePMD, a batch without some label does not turn the whole column into NaN: the average runs over
-        the batches that have it (NaN only if none has).
+        The batches are fresh random ones at every display, or with ``validation_data.fixed_batches`` the same ones
+        (drawn once, seeded) at every display, so the curves of two jobs are measured on the same frames. Unlike
+        DeePMD, a batch without some label does not turn the whole column into NaN: the average runs over the batches
+        that have it, and when none has, one batch of each not yet visited system that carries a label the visited
+        ones lack is added for the missing metrics only (NaN only if no validation system has the label).
         """
         if rt.val_data is None:
             return {}
         ratio = tf.constant(rt.lr.ratio(self.step), tf.float64)
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
-        for _ in range(rt.numb_btch):
-            batch = rt.val_data.get_batch(rt.val_rng, nspecs=rt.steps.nspecs)
-            _, metrics = rt.steps.eval(to_inputs(batch, rt.steps.signature, rt.steps.nspecs), ratio)
-            w = float(batch["natoms"])
+
+        def add(item: tuple[Any, float, int], only: set[str] | None = None) -> None:
+            inputs, w, _ = item
+            _, metrics = rt.steps.eval(inputs, ratio)
             for k, v in metrics.items():
                 v = float(v)
-                if math.isfinite(v):
+                if math.isfinite(v) and (only is None or k in only):
                     sums[k] = sums.get(k, 0.0) + w * v
                     weights[k] = weights.get(k, 0.0) + w
+
+        seen: set[int] = set()
+        for item in self._display_batches(rt):
+            add(item)
+            seen.add(item[2])
+        missing = {k for k in rt.loss.metric_names if k not in weights}
+        if missing:
+            for sys_idx in _coverage_systems(rt.val_data, seen):
+                add(self._coverage_batch(rt, sys_idx), missing)
+                missing = {k for k in missing if k not in weights}
+                if not missing:
+                    break
         return {k: (sums[k] / weights[k] if k in weights else float("nan")) for k in rt.loss.metric_names}
+
+    def _batch_item(self, rt: TaskRuntime, rng: np.random.Generator, sys_idx: int | None = None
+                    ) -> tuple[Any, float, int]:
+        assert rt.val_data is not None
+        batch = rt.val_data.get_batch(rng, sys_idx=sys_idx, nspecs=rt.steps.nspecs)
+        return (to_inputs(batch, rt.steps.signature, rt.steps.nspecs), float(batch["natoms"]),
+                int(batch["sys_idx"]))
+
+    def _display_batches(self, rt: TaskRuntime) -> list[tuple[Any, float, int]]:
+        """This display's ``numb_btch`` batches: the fixed ones (drawn at the first display) or fresh ones."""
+        if rt.fixed_rng is None:
+            return [self._batch_item(rt, rt.val_rng) for _ in range(rt.numb_btch)]
+        if rt.fixed is None:
+            rt.fixed = [self._batch_item(rt, rt.fixed_rng) for _ in range(rt.numb_btch)]
+        return rt.fixed
+
+    def _coverage_batch(self, rt: TaskRuntime, sys_idx: int) -> tuple[Any, float, int]:
+        if rt.fixed_rng is None:
+            return self._batch_item(rt, rt.val_rng, sys_idx)
+        if sys_idx not in rt.fixed_extra:
+            rt.fixed_extra[sys_idx] = self._batch_item(rt, rt.fixed_rng, sys_idx)
+        return rt.fixed_extra[sys_idx]
 
     # --- loop ---------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -334,7 +377,23 @@ class Trainer:
                 "stopped_by": stop.name or None, "exit_code": stop.exit_code, "wall_s": wall, "final": final, "counts": dict(self.sampler.counts),
                 "fractions": self.sampler.fractions(),
                 "requested": dict(zip(self.sampler.tasks, map(float, self.sampler.requested))),
-                "best": self.best.summary(), "timing": self.timing, "run_dir": str(self.run_dir)}
+                "best": self.best.summary(), "val_best": self._val_best(), "timing": self.timing,
+                "run_dir": str(self.run_dir)}
+
+    def _val_best(self) -> dict[str, dict[str, float]]:
+        """``{task: {metric: lowest per-display validation value after step 0}}`` at full precision (the lcurve
+        files keep 3 digits): the report's ``best`` columns."""
+        out: dict[str, dict[str, float]] = {}
+        for task, rows in self.history.items():
+            for row in rows:
+                if row["step"] <= 0:
+                    continue
+                for k, v in row.items():
+                    if k.startswith("val_") and math.isfinite(v):
+                        m = k[len("val_"):]
+                        cur = out.setdefault(task, {}).get(m)
+                        out[task][m] = v if cur is None else min(cur, v)
+        return out
 
     def _display(self, writers: Mapping[str, Any], step_s: float, progress: TrainingProgress) -> dict:
         metrics: dict[str, float] = {}
@@ -424,6 +483,24 @@ class Trainer:
                         log.warning("not logged: %s", exc)
         if metrics:
             self.tracker.log_metrics(metrics, step=0)
+
+
+def _coverage_systems(data: TaskDataset, seen: set[int]) -> list[int]:
+    """Systems not in ``seen`` that carry an optional label none of the ``seen`` ones has (in index order, one per
+    label set): the only ones that can fill a metric the visited batches left NaN."""
+    keys = [r.key for r in data.requirements if not r.must]
+
+    def labels(i: int) -> frozenset[str]:
+        return frozenset(k for k in keys if data.systems[i].has_label(k))
+
+    have = frozenset().union(*(labels(i) for i in seen)) if seen else frozenset()
+    out, sets = [], set()
+    for i in range(data.nsystems):
+        extra = labels(i) - have
+        if i not in seen and extra and labels(i) not in sets:
+            out.append(i)
+            sets.add(labels(i))
+    return out
 
 
 def _window_mean(window: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, float]:

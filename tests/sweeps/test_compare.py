@@ -98,7 +98,7 @@ def test_cli_writes_default_compare_dir(sweep_dir: Path, capsys: pytest.CaptureF
     assert main([str(sweep_dir)]) == 0
     out = capsys.readouterr().out
     assert (sweep_dir / "compare" / "summary.md").is_file()
-    assert "| job | status | water_dipole |" in out and "wrote" in out
+    assert "| job | status | fitting_weight.water_dipole |" in out and "wrote" in out
 
 
 def test_cli_bad_target_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -176,7 +176,7 @@ def test_finalize_summarizes_parent_and_logs_report(store, tmp_path: Path) -> No
     tags, metrics = run.data.tags, run.data.metrics
     assert (tags["sweep.jobs"], tags["sweep.succeeded"], tags["sweep.failed"]) == ("3", "2", "1")
     assert metrics["sweep/succeeded"] == 2 and metrics["sweep/failed"] == 1
-    assert tags["sweep.best.water_ener"].startswith("job #0 water_dipole=1: rmse_f=")
+    assert tags["sweep.best.water_ener"].startswith("job #0 fitting_weight.water_dipole=1: rmse_f=")
     assert metrics["sweep/best/water_dipole/rmse"] == pytest.approx(dipole_err(5))
     per_job = store.client.get_metric_history(parent, "sweep/by_job/water_ener/rmse_f")
     assert sorted(p.step for p in per_job) == [0, 1]  # finished jobs only, step = job number
