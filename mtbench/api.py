@@ -116,7 +116,13 @@ def compare(target: str, *, kind: str | None = None, out: str | Path | None = No
     from mtbench.sweeps.report import default_out_dir, log_report, write_report
     from mtbench.sweeps.target import load_target
 
+    from mtbench.rundir import RunDir
+    from mtbench.tracking.stale import mark_stale
+
     sweep = load_target(target, tracking_uri=tracking_uri, output_dir=str(output_dir), kind=kind)
+    for job in sweep.jobs:  # a job whose process is gone is not left RUNNING in MLflow
+        if job.status == "RUNNING" and job.run_dir and mark_stale(RunDir(job.run_dir), "compare"):
+            job.status = "KILLED"
     folder = Path(out) if out is not None else default_out_dir(sweep)
     files = write_report(sweep, folder)
     logged = bool(log and log_report(sweep, files))

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mtbench.tracking import names
 from mtbench.tracking.backlog import Backlog
 from mtbench.tracking.base import Tracker
 from mtbench.tracking.params import (
@@ -265,7 +266,7 @@ class MlflowTracker(Tracker):
             if step in held:
                 old = held[step]
                 same = old == value or (math.isnan(old) and math.isnan(value)) or math.isclose(old, value, rel_tol=1e-9)
-                if compare and not same:
+                if compare and not same and key not in names.WALL_CLOCK:
                     self._warn_once(f"differs:{key}", "metric %s at step %d: the run holds %r, the resumed "
                                     "training computed %r; the held value stays (further differences not shown)",
                                     key, step, old, value)

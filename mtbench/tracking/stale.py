@@ -29,13 +29,13 @@ def mark_stale(run: RunDir | None, by: str, *, holder: dict[str, Any] | None = N
     """
     if run is None:
         return False
+    if check_lock:  # a process that ended (or was stopped) removed its lock: only a dead holder's lock is left
+        holder = run.lock_holder()
+        if holder is None or run.in_use() is not False:  # no lock, a live process, or one on another host
+            return False
     stored = run.read_tracking_run()
     if stored is None:
         return False
-    if check_lock:
-        holder = run.lock_holder() or holder
-        if run.in_use() is not False:  # a live process, or one on another host
-            return False
     try:
         store = Store(str(stored["tracking_uri"]), run.path, retries=2, probe_timeout_s=2.0)
         info = store.get_run(str(stored["run_id"])).info
