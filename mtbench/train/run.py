@@ -11,7 +11,10 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mtbench.rundir import RunDir, RunLock
 
 log = logging.getLogger("mtbench")
 
@@ -103,7 +106,7 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
                            progress=progress)
 
 
-def _run_locked(spec: Mapping[str, Any], run: Any, lock: Any, *, base_dir: str | Path | None,
+def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir: str | Path | None,
                 tracking: Mapping[str, Any] | None, output_dir: str | Path, tags: Mapping[str, str] | None,
                 extra_artifacts: list[Path] | None, parent_run_id: str | None, progress: bool) -> dict[str, Any]:
     from mtbench.rundir import Summary, run_dir_of
@@ -129,9 +132,10 @@ def _run_locked(spec: Mapping[str, Any], run: Any, lock: Any, *, base_dir: str |
     tasks = task_view(spec)
     all_tags = {"mtbench.tasks": ",".join(tasks), **describe_sharing(spec), **dict(tags or {})}
     resume_id = None
-    if stored and stored.get("tracking_uri") == getattr(tracker, "tracking_uri", None):
+    uri = getattr(tracker, "tracking_uri", None)  # None: tracking=none
+    if stored and stored.get("tracking_uri") == uri:
         resume_id = stored["run_id"]
-    elif stored:
+    elif stored and uri is not None:
         log.warning("%s was tracked in %s, this run goes to %s: a new MLflow run", run_dir, stored.get("tracking_uri"),
                     getattr(tracker, "tracking_uri", None))
     if resume_id is not None:
