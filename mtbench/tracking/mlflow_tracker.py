@@ -211,9 +211,11 @@ class MlflowTracker(Tracker):
                             resume_run_id, self._run_dir, self.tracking_uri)
             self.run_id = self._store.create_run(self.experiment_id, run_name, run_tags)
         except StoreError as exc:
+            self.run_id = self.run_id or resume_run_id  # the backlog names the run a replay is to continue
             self._go_offline(exc)
             return
         except Exception as exc:  # noqa: BLE001 - never let tracking stop a training
+            self.run_id = self.run_id or resume_run_id
             self._go_offline(StoreError(f"start run failed: {one_line(exc)}"))
             return
         # The backlog header carries params and spec, so failures here need no extra record.
