@@ -39,7 +39,9 @@ def train(spec: str | Path | Mapping[str, Any], *, run_dir: str | Path | None = 
           tracking_uri: str | None = None, tags: Mapping[str, str] | None = None, progress: bool = False,
           base_dir: str | Path | None = None) -> TrainResult:
     """Train ``spec`` (a DeePMD-style input.json/yaml path, or the spec itself: relative data paths then resolve
-    against ``base_dir``, default the current folder). ``tracking``: ``"mlflow"``, ``"none"`` or a tracking dict."""
+    against ``base_dir``, default the current folder). ``restart``: a checkpoint, checkpoint folder or run folder
+    (its run folder is continued: same folder, same MLflow run, unless ``run_dir`` says another), or ``"auto"``
+    (resume ``run_dir``'s latest checkpoint if there is one, else start fresh). ``tracking``: ``"mlflow"``, ``"none"`` or a tracking dict."""
     from mtbench.runtime import configure_runtime
     from mtbench.spec.io import load_spec
     from mtbench.rundir import new_run_dir
@@ -51,8 +53,12 @@ def train(spec: str | Path | Mapping[str, Any], *, run_dir: str | Path | None = 
     else:
         spec, base = dict(spec), Path(base_dir) if base_dir is not None else Path.cwd()
     spec = {**spec, "training": dict(spec.get("training") or {})}
+    from mtbench.train.resume import continuation_dir, is_auto
+
     if restart:
-        spec["training"]["restart"] = str(Path(restart).resolve())
+        spec["training"]["restart"] = "auto" if is_auto(restart) else str(Path(restart).resolve())
+    if run_dir is None:  # a restart of a run folder continues in it (and in its MLflow run)
+        run_dir = continuation_dir(spec["training"].get("restart"), base)
     if init_frz_model:
         spec["training"]["init_frz_model"] = str(Path(init_frz_model).resolve())
     track = dict(tracking) if isinstance(tracking, Mapping) else {
@@ -110,7 +116,13 @@ def compare(target: str, *, kind: str | None = None, out: str | Path | None = No
     from mtbench.sweeps.report import default_out_dir, log_report, write_report
     from mtbench.sweeps.target import load_target
 
+    from mtbench.rundir import RunDir
+    from mtbench.tracking.stale import mark_stale
+
     sweep = load_target(target, tracking_uri=tracking_uri, output_dir=str(output_dir), kind=kind)
+    for job in sweep.jobs:  # a job whose process is gone is not left RUNNING in MLflow
+        if job.status == "RUNNING" and job.run_dir and mark_stale(RunDir(job.run_dir), "compare"):
+            job.status = "KILLED"
     folder = Path(out) if out is not None else default_out_dir(sweep)
     files = write_report(sweep, folder)
     logged = bool(log and log_report(sweep, files))

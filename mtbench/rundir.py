@@ -11,6 +11,8 @@ A run folder (``outputs/runs/<date>/<time>`` or a sweep job ``outputs/multirun/<
     checkpoints/best.json           which metric, value and step each best file holds
     .hydra/                         Hydra's config.yaml, hydra.yaml, overrides.yaml (Hydra runs only)
     tracking_backlog.jsonl          tracking data the store did not take (mtbench.tracking.backlog)
+    tracking_run.json               the MLflow run this folder trains (run id, store, experiment): a resume continues it
+    run.lock                        pid, host and start time of the process training in the folder (see :class:`RunLock`)
 
 Frozen models (``python -m mtbench.freeze``) are written where the user says; what they look like is here too,
 because :func:`locate` must recognise them: a SavedModel folder (with mtbench's model file in
@@ -23,9 +25,9 @@ their ``@class``). This module writes no checkpoint or model file (``mtbench.tra
 from __future__ import annotations
 
 import datetime
-import os
-
 import json
+import os
+import socket
 import math
 import re
 from collections.abc import Mapping
@@ -34,7 +36,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from mtbench.errors import DataError
+from mtbench.errors import DataError, MtbenchError
 from mtbench.spec.registry import TRAINING
 from mtbench.train.lcurve import Lcurve, read_lcurve
 
@@ -46,6 +48,8 @@ BEST_JSON = "best.json"
 HYDRA = ".hydra"
 BACKLOG = "tracking_backlog.jsonl"
 BACKLOG_REPLAYED = "tracking_backlog.replayed.jsonl"
+TRACKING_RUN = "tracking_run.json"
+LOCK = "run.lock"
 CKPT_SUFFIX = ".h5"
 
 CHECKPOINT_CLASS = "MTBenchCheckpoint"  # @class of a checkpoint file
@@ -208,6 +212,14 @@ class RunDir:
     def backlog_replayed(self) -> Path:
         return self.path / BACKLOG_REPLAYED
 
+    @property
+    def tracking_run(self) -> Path:
+        return self.path / TRACKING_RUN
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK
+
     def is_run(self) -> bool:
         """A run folder: it has ``input.json``, ``summary.json`` or ``checkpoints/`` (a bare ``Trainer``)."""
         return self.input_json.is_file() or self.summary_json.is_file() or self.checkpoints.is_dir()
@@ -325,10 +337,129 @@ class RunDir:
         return Path(cwd) if isinstance(cwd, str) and cwd else None
 
     # --- tracking
+    def read_tracking_run(self) -> dict[str, Any] | None:
+        """``tracking_run.json``: ``{"run_id", "tracking_uri", "experiment_id"}`` (None when absent or unreadable)."""
+        try:
+            data = json.loads(self.tracking_run.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) and data.get("run_id") else None
+
+    def write_tracking_run(self, run_id: str, tracking_uri: str, experiment_id: str | None) -> Path:
+        """Remember which MLflow run this folder trains, so a resume continues that run."""
+        return _write_text(self.tracking_run, json.dumps(
+            {"run_id": run_id, "tracking_uri": tracking_uri, "experiment_id": experiment_id}, indent=2))
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        """What ``run.lock`` says (``pid``, ``host``, ``started``); None when there is no lock."""
+        return _read_lock(self.lock_file)
+
+    def in_use(self) -> bool | None:
+        """True while a live process holds the folder, False when none does (no lock, or its process is gone),
+        None when the holder runs on another host (its liveness cannot be checked from here)."""
+        holder = self.lock_holder()
+        return False if holder is None else holder_alive(holder)
+
     def artifacts(self) -> list[Path]:
         """The run's files worth keeping with its tracked run (those present)."""
         paths = [*self.lcurves().values(), self.summary_json, self.best_json]
         return [p for p in paths if p.exists()]
+
+
+# ------------------------------------------------------------------------------------------------ the lock
+
+
+class RunInUse(MtbenchError):
+    """Another live process trains in this run folder."""
+
+
+def _read_lock(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def holder_alive(holder: Mapping[str, Any]) -> bool | None:
+    """Whether a lock's process still runs: checked on this host only (None: another host, unknown)."""
+    if holder.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(int(holder.get("pid", -1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except (OSError, ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
+class RunLock:
+    """``run.lock``: one training process per run folder.
+
+    Created with ``O_EXCL`` (atomic: of two processes exactly one gets it). A lock whose process is gone (same host,
+    pid not running: ``kill -9``, a node reboot) is taken over; a live holder, or one on another host, makes
+    :meth:`acquire` raise :class:`RunInUse` naming the folder and the holder. Released (deleted) on exit.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run = RunDir(run_dir)
+        self.taken_over: dict[str, Any] | None = None  # the dead holder whose lock this one replaced
+        self._held = False
+
+    def acquire(self) -> RunLock:
+        path = self.run.lock_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": datetime.datetime.now().isoformat(timespec="seconds")}
+        for _ in range(5):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = _read_lock(path)
+                if holder is None:  # being written this instant, or torn: look again
+                    import time
+
+                    time.sleep(0.05)
+                    holder = _read_lock(path)
+                alive = holder_alive(holder) if holder is not None else False
+                if alive is False:  # the holder is gone: move its lock aside atomically (one taker wins)
+                    aside = path.with_name(f"{path.name}.stale-{os.getpid()}")
+                    try:
+                        os.replace(path, aside)
+                    except FileNotFoundError:
+                        continue
+                    self.taken_over = _read_lock(aside) or holder
+                    aside.unlink(missing_ok=True)
+                    continue
+                raise RunInUse(f"run folder {self.run.path} is in use by {_describe_holder(holder)} "
+                               f"(lock {path}); wait for it to end or stop it first") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me))
+            self._held = True
+            return self
+        raise RunInUse(f"run folder {self.run.path}: could not take its lock {path}")
+
+    def release(self) -> None:
+        if self._held:
+            holder = _read_lock(self.run.lock_file)
+            if holder is not None and holder.get("pid") == os.getpid():
+                self.run.lock_file.unlink(missing_ok=True)
+            self._held = False
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _describe_holder(holder: Mapping[str, Any] | None) -> str:
+    if holder is None:
+        return "another process"
+    return f"pid {holder.get('pid')} on {holder.get('host')} (started {holder.get('started')})"
 
 
 def write_pointer(folder: str | Path, checkpoint: str | Path) -> Path:

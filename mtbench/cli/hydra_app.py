@@ -26,13 +26,15 @@ def _task_function(cfg: Any) -> "RunResult":
     from mtbench.errors import exit_on_user_error
     from mtbench.runtime import configure_logging, configure_runtime
     from mtbench.cli.train import exit_if_stopped
-    from mtbench.spec.compose import cfg_to_spec
     from mtbench.train.run import RunResult, run_training
 
     configure_runtime()
     configure_logging()
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
+    hydra_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode is not None and str(hc.mode).endswith("MULTIRUN")
+    spec, run_dir = exit_on_user_error(lambda: spec_and_run_dir(cfg, hydra_dir, Path(hc.runtime.cwd)),
+                                       prog="mtbench", reraise=multirun)
     choices = {k: str(v) for k, v in hc.runtime.choices.items() if not k.startswith("hydra") and v is not None}
     overrides = list(hc.overrides.task)
     tags = {**{f"config.{k}": v for k, v in choices.items()}, "overrides": " ".join(overrides) or "(none)"}
@@ -48,17 +50,38 @@ def _task_function(cfg: Any) -> "RunResult":
         tags["mlflow.note.content"] = job_note(hc.job.num, overrides, keys)
     output_dir = Path(str(cfg.paths.output_dir)) if "paths" in cfg else Path("outputs")
     summary = exit_on_user_error(
-        lambda: run_training(cfg_to_spec(cfg), run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
-                             output_dir=output_dir, tags=tags, extra_artifacts=[run_dir / ".hydra"],
+        lambda: run_training(spec, run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
+                             output_dir=output_dir, tags=tags, extra_artifacts=[hydra_dir / ".hydra"],
                              parent_run_id=parent_run_id(tracking), progress=True),
-        prog="mtbench", reraise=hc.mode is not None and str(hc.mode).endswith("MULTIRUN"))
+        prog="mtbench", reraise=multirun)
     import shlex
 
-    exit_if_stopped(summary, shlex.join([sys.executable, "-m", "mtbench",
-                                         *[o for o in overrides if not o.startswith("training.restart=")],
-                                         f"training.restart={run_dir.resolve()}"]))
+    keep = [o for o in overrides if not o.startswith(("training.restart=", "hydra.run.dir="))]
+    exit_if_stopped(summary, shlex.join([sys.executable, "-m", "mtbench", *keep,
+                                         f"training.restart={run_dir.resolve()}",
+                                         f"hydra.run.dir={run_dir.resolve()}"]))
     print_summary(summary)
     return RunResult.from_summary(summary)  # a float (the objective) carrying each task's final error
+
+
+def spec_and_run_dir(cfg: Any, hydra_dir: Path, cwd: Path) -> tuple[dict[str, Any], Path]:
+    """The spec, and where it trains: ``training.restart=<run dir>`` continues that folder (and its MLflow run);
+    otherwise Hydra's folder (``training.restart=auto`` then resumes it if it has a checkpoint: give a stable
+    ``hydra.run.dir``, e.g. ``outputs/slurm/${oc.env:SLURM_JOB_ID}``, so a requeued job finds it)."""
+    import logging
+
+    from mtbench.spec.compose import cfg_to_spec
+    from mtbench.train.resume import continuation_dir
+
+    spec = cfg_to_spec(cfg)
+    cont = continuation_dir((spec.get("training") or {}).get("restart"), cwd)
+    if cont is None:
+        return spec, hydra_dir
+    spec["training"]["restart"] = str(cont)
+    if cont != hydra_dir.resolve():
+        logging.getLogger("mtbench").info("continuing in %s (this launch's Hydra folder %s keeps only its .hydra/; "
+                                          "add hydra.run.dir=%s to resume in place)", cont, hydra_dir, cont)
+    return spec, cont
 
 
 def parent_run_id(tracking: dict) -> str | None:

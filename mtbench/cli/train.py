@@ -18,7 +18,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Train a DeePMD-kit v2 style input.json (single- or multi-task) with mtbench's trainer.",
         epilog="Example: python -m mtbench.train examples/ener_dipole/input.json --tracking none")
     p.add_argument("input", help="DeePMD-style input.json (or .yaml)")
-    p.add_argument("--restart", metavar="CKPT", help="resume from a checkpoint file, checkpoint folder or run dir")
+    p.add_argument("--restart", metavar="CKPT",
+                   help="resume from a checkpoint file, checkpoint folder or run dir: a run dir's own checkpoint "
+                        "continues that run (same folder, same MLflow run); 'auto': resume the latest checkpoint "
+                        "of --run-dir if it has one, else start fresh (a requeued cluster job)")
     p.add_argument("--init-frz-model", metavar="MODEL",
                    help="start from a frozen mtbench model (any form freeze writes: united/, the per-head "
                         "folder, one head's folder) or a DeePMD-kit .dp model")
@@ -44,20 +47,26 @@ def main(argv: list[str] | None = None) -> dict:
         import sys
 
         from mtbench import api
+        from mtbench.errors import MtbenchError
         from mtbench.rundir import new_run_dir
         from mtbench.runtime import configure_logging
 
         configure_logging()
         tracking = {"backend": args.tracking, "experiment": args.experiment, "run_name": args.run_name,
                     "tracking_uri": args.tracking_uri}
-        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(args.output_dir)
+        from mtbench.train.resume import continuation_dir, is_auto
+
+        if is_auto(args.restart) and not args.run_dir:
+            raise MtbenchError("--restart auto needs --run-dir DIR (the folder a requeued job resumes)")
+        cont = continuation_dir(args.restart)
+        run_dir = Path(args.run_dir) if args.run_dir else (cont or new_run_dir(args.output_dir))
         result = api.train(args.input, run_dir=run_dir, output_dir=args.output_dir, restart=args.restart,
                            init_frz_model=args.init_frz_model, tracking=tracking, progress=not args.no_progress,
                            tags={"entry": "mtbench.train", "input": str(Path(args.input).resolve())})
         resume = [sys.executable, "-m", "mtbench.train", *(argv if argv is not None else sys.argv[1:])]
         resume = [a for i, a in enumerate(resume) if a != "--restart" and (i == 0 or resume[i - 1] != "--restart")]
         if not args.run_dir:
-            resume += ["-o", str(run_dir)]
+            resume += ["-o", str(run_dir.resolve())]
         exit_if_stopped(result.summary, shlex.join([*resume, "--restart", str(run_dir.resolve())]))
         print_summary(result.summary)
         return result.summary
@@ -66,18 +75,23 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def summary_title(summary: Mapping[str, Any]) -> str:
-    """``mtbench: 50 steps in 4.0 s (training 2.1 s = 23.8 steps/s; set-up, validation, checkpoints 1.9 s)``.
+    """``mtbench: 50 steps in 4.0 s (training 2.1 s = 23.8 steps/s; set-up, validation, checkpoints 1.9 s)``; a
+    resumed run says which steps this process trained: ``mtbench: 200 steps in this process (resumed at 400, 600 in
+    total) in 8.0 s (...)``.
 
     The training seconds are the trainer's per-display-block step times (``summary["timing"]``), the measure the
     progress bar's "training steps/s" uses, so the two numbers agree; the rest of the wall time is graph building
     for validation, validation itself and checkpoint writes.
     """
     steps, wall = summary["steps"], float(summary["wall_s"])
+    start = int(summary.get("start_step") or 0)
     timing = summary.get("timing") or {}
     ends, per_step = list(timing.get("steps", [])), list(timing.get("step_s", []))
     starts = [int(summary.get("start_step", 0))] + ends[:-1]
     train_s = sum(s * (end - start) for s, start, end in zip(per_step, starts, ends))
     title = f"mtbench: {steps} steps in {wall:.1f} s"
+    if start:  # resumed: this process trained steps start..steps
+        title = f"mtbench: {steps - start} steps in this process (resumed at {start}, {steps} in total) in {wall:.1f} s"
     trained = ends[-1] - starts[0] if ends else 0
     if train_s <= 0 or trained <= 0:
         return title

@@ -60,6 +60,11 @@ def freeze(source: str | Path, out: str | Path, *, head: str | None = None, unit
     if head is not None and head not in heads:
         raise MtbenchError(f"--head: the model has no head '{head}' (heads: {', '.join(heads)})")
     run_dir = run_dir_of(loaded)
+    if run_dir is not None:  # a run whose process is gone is not left RUNNING in MLflow
+        from mtbench.rundir import RunDir
+        from mtbench.tracking.stale import mark_stale
+
+        mark_stale(RunDir(run_dir), "freeze")
     meta = {"source": str(Path(loaded.path).resolve()) if loaded.path else str(source),
             "step": loaded.meta.get("step"), "frozen_by": f"mtbench {__version__}"}
 

@@ -18,11 +18,17 @@ class Tracker(Protocol):
     run_id: str | None
 
     def start(self, *, experiment: str, run_name: str | None, params: Mapping[str, Any],
-              tags: Mapping[str, str], run_dir: Path, parent_run_id: str | None = None) -> None:
-        """Create the run; ``params`` is the resolved spec (nested or already flat)."""
+              tags: Mapping[str, str], run_dir: Path, parent_run_id: str | None = None,
+              resume_run_id: str | None = None) -> None:
+        """Create the run (or continue ``resume_run_id``: a resumed training); ``params`` is the resolved spec
+        (nested or already flat)."""
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Queue metric values at ``step``; sent in batches."""
+
+    def log_missing(self, metrics: Mapping[str, float], step: int) -> None:
+        """Like :meth:`log_metrics`, for points recovered from files (lcurve): those the run already holds are
+        dropped without comparing (the files hold rounded values)."""
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Upload a file or a directory (kept under its own name inside ``artifact_path``)."""
@@ -47,10 +53,14 @@ class NullTracker(Tracker):
         self.run_id: str | None = None
 
     def start(self, *, experiment: str, run_name: str | None, params: Mapping[str, Any],
-              tags: Mapping[str, str], run_dir: Path, parent_run_id: str | None = None) -> None:
+              tags: Mapping[str, str], run_dir: Path, parent_run_id: str | None = None,
+              resume_run_id: str | None = None) -> None:
         pass
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def log_missing(self, metrics: Mapping[str, float], step: int) -> None:
         pass
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:

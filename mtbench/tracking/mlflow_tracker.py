@@ -6,17 +6,24 @@ rest of the run and appends everything it could not send to ``<run_dir>/tracking
 ``python -m mtbench.tracking.replay RUN_DIR`` sends it later. Data the store refuses as invalid
 is kept in the backlog as ``rejected`` and the run stays online.
 
+Resuming (``start(resume_run_id=...)``): the run is set RUNNING again and every point it already holds is
+read first; a point this process logs at a (metric, step) the run holds is not sent again (MLflow cannot delete a
+point; a differing value is one warning), so no step ever has two values. Metrics of that run waiting in the run
+folder's backlog (a killed process that was offline) are sent first.
+
 Importing this module does not import MLflow; connecting a store does.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mtbench.tracking import names
 from mtbench.tracking.backlog import Backlog
 from mtbench.tracking.base import Tracker
 from mtbench.tracking.params import (
@@ -100,6 +107,9 @@ class MlflowTracker(Tracker):
         self._last_flush = time.monotonic()
         self._started = False
         self._finished = False
+        self._held: dict[str, dict[int, float]] | None = None  # resuming: (key -> step -> value) in the run
+        self.resumed = False  # start() continued an existing run
+        self.resumed_status: str | None = None  # that run's status before it was reopened
 
     # -- state ------------------------------------------------------------------
 
@@ -169,7 +179,8 @@ class MlflowTracker(Tracker):
     # -- Tracker ------------------------------------------------------------------
 
     def start(self, *, experiment: str, run_name: str | None, params: Mapping[str, Any],
-              tags: Mapping[str, str], run_dir: Path, parent_run_id: str | None = None) -> None:
+              tags: Mapping[str, str], run_dir: Path, parent_run_id: str | None = None,
+              resume_run_id: str | None = None) -> None:
         if self._started:
             raise RuntimeError("MlflowTracker.start() called twice; use one tracker per run")
         self._started = True
@@ -192,11 +203,19 @@ class MlflowTracker(Tracker):
             self.experiment_id = self._store.experiment_id(experiment)
             run_tags = {**context_tags(), **self._start_info["tags"]}
             self._start_info["tags"] = run_tags
+            if resume_run_id and self._store.run_exists(resume_run_id):
+                self._resume(resume_run_id, run_tags, flat)
+                return
+            if resume_run_id:
+                log.warning("MLflow run %s (of %s) is not in %s: the resumed training is tracked as a new run",
+                            resume_run_id, self._run_dir, self.tracking_uri)
             self.run_id = self._store.create_run(self.experiment_id, run_name, run_tags)
         except StoreError as exc:
+            self.run_id = self.run_id or resume_run_id  # the backlog names the run a replay is to continue
             self._go_offline(exc)
             return
         except Exception as exc:  # noqa: BLE001 - never let tracking stop a training
+            self.run_id = self.run_id or resume_run_id
             self._go_offline(StoreError(f"start run failed: {one_line(exc)}"))
             return
         # The backlog header carries params and spec, so failures here need no extra record.
@@ -204,7 +223,66 @@ class MlflowTracker(Tracker):
         self._send(lambda: self._store.log_json_artifact(self.run_id, self._start_info["spec"],
                                                          SPEC_ARTIFACT), None)
 
+    def _resume(self, run_id: str, tags: Mapping[str, str], flat: Mapping[str, str]) -> None:
+        """Continue ``run_id``: reopen it, read what it holds, send its metrics left in the backlog."""
+        run = self._store.get_run(run_id)
+        self.run_id, self.resumed, self.resumed_status = run_id, True, run.info.status
+        self.experiment_id = run.info.experiment_id
+        self._start_info["run_id"] = run_id
+        self._held = {}
+        for key in run.data.metrics:
+            self._held[key] = {int(m.step): float(m.value) for m in self._store.metric_history(run_id, key)}
+        self._store.reopen(run_id)
+        old = run.data.params
+        clean = clean_params(flat)
+        changed = sorted(k for k, v in clean.items() if k in old and old[k] != v)
+        if changed:  # MLflow params cannot change; the run folder's input.json has the new values
+            log.info("resumed run %s keeps its first values of %d changed param(s) (%s); input.json has the new",
+                     run_id, len(changed), ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else ""))
+        self._send(lambda: self._store.set_tags(run_id, clean_tags(tags)), None)
+        new = {k: v for k, v in clean.items() if k not in old}
+        if new:
+            self._send(lambda: self._store.log_params(run_id, new), None)
+        self._resend_backlog(run_id)
+        self.flush()
+
+    def _resend_backlog(self, run_id: str) -> None:
+        """Metric points of ``run_id`` that a killed, offline process left in the backlog (original timestamps,
+        so a later replay of the same file adds nothing)."""
+        from mtbench.tracking.backlog import read_backlog
+
+        if self._backlog is None or not self._backlog.path.is_file():
+            return
+        mine = False
+        for rec in read_backlog(self._backlog.path):
+            if rec.get("kind") == "start":
+                mine = rec.get("run_id") == run_id
+            elif mine and rec.get("kind") == "metrics":
+                for k, v, step, ts in rec.get("metrics") or []:
+                    self._queue(str(k), float(v), int(step), int(ts), compare=False)
+
+    def _queue(self, key: str, value: float, step: int, ts: int, compare: bool = True) -> None:
+        """Buffer one point, unless a resumed run already holds (key, step): then warn if it differs."""
+        if self._held is not None:
+            held = self._held.setdefault(key, {})
+            if step in held:
+                old = held[step]
+                same = old == value or (math.isnan(old) and math.isnan(value)) or math.isclose(old, value, rel_tol=1e-9)
+                if compare and not same and key not in names.WALL_CLOCK:
+                    self._warn_once(f"differs:{key}", "metric %s at step %d: the run holds %r, the resumed "
+                                    "training computed %r; the held value stays (further differences not shown)",
+                                    key, step, old, value)
+                return
+            held[step] = value
+        self._buffer.append((key, value, step, ts))
+
+    def log_missing(self, metrics: Mapping[str, float], step: int) -> None:
+        self._log(metrics, step, compare=False)
+
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self._log(metrics, step, compare=True)
+
+    def _log(self, metrics: Mapping[str, float], step: int, compare: bool) -> None:
         if not self._active("log_metrics"):
             return
         ts = int(time.time() * 1000)
@@ -217,7 +295,7 @@ class MlflowTracker(Tracker):
                 self._warn_once(f"value:{key}", "metric %s: value %r is not a number; skipped",
                                 key, raw_value)
                 continue
-            self._buffer.append((key, value, step, ts))
+            self._queue(key, value, step, ts, compare)
         if (len(self._buffer) >= self.flush_every
                 or time.monotonic() - self._last_flush >= self.flush_interval_s):
             self.flush()

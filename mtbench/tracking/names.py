@@ -40,6 +40,8 @@ GRAD = "grad"
 
 LR = "lr"
 STEP_TIME = "time/step_s"
+#: wall-clock metrics: two runs of one seed differ in them, so a resumed run does not compare them
+WALL_CLOCK = frozenset({STEP_TIME})
 
 #: lcurve quantities of an energy task (per-atom energy ``rmse_e``, forces, virial, atomic energy,
 #: prefactor-weighted forces) and of a tensor (dipole / polar) task (local and global tensors).

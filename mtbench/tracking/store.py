@@ -403,3 +403,7 @@ class Store:
 
     def set_terminated(self, run_id: str, status: str) -> None:
         self._retry(lambda: self.client.set_terminated(run_id, status), f"end run ({status})")
+
+    def reopen(self, run_id: str) -> None:
+        """Set an ended run RUNNING again (a resumed training continues it)."""
+        self._retry(lambda: self.client.update_run(run_id, status="RUNNING"), f"reopen run {run_id}")

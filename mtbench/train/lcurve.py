@@ -164,3 +164,30 @@ def _is_number(token: str) -> bool:
 def finite_or_none(v: float) -> float | None:
     """JSON has no NaN: a missing or non-finite value is ``None``."""
     return v if v is not None and math.isfinite(v) else None
+
+
+def truncate_lcurve(path: str | Path, step: int) -> int:
+    """Drop every row past ``step`` (a resume from the checkpoint of ``step`` writes them again), so each step
+    appears once; the header and a multi-line row's continuation lines stay with their row. Rewritten through a
+    temporary file; returns the number of rows dropped (0 when the file is absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines(keepends=True)
+    kept: list[str] = []
+    dropped = 0
+    keep = True
+    for line in lines:
+        if not line.endswith("\n"):  # a torn last line: the killed writer's half row
+            break
+        row = row_step(line)
+        if row is not None:
+            keep = row <= step
+            dropped += not keep
+        if keep:
+            kept.append(line)
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        tmp.replace(path)
+    return dropped

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mtbench.rundir import RunDir, RunLock
 
 log = logging.getLogger("mtbench")
 
@@ -115,30 +119,71 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
                  tracking: Mapping[str, Any] | None = None, output_dir: str | Path = "outputs",
                  tags: Mapping[str, str] | None = None, extra_artifacts: list[Path] | None = None,
                  parent_run_id: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train ``spec`` into ``run_dir``; returns the trainer's summary plus ``objective`` and ``run_id``."""
-    from mtbench.rundir import RunDir, Summary
-    from mtbench.spec.io import write_spec
-    from mtbench.spec.tasks import describe_sharing, task_view
-    from mtbench.tracking import flatten_params, make_tracker
+    """Train ``spec`` into ``run_dir``; returns the trainer's summary plus ``objective`` and ``run_id``.
 
-    from mtbench.storage import refused_writes, remove_stale_tmp, storage_error
+    The folder is locked for the whole run (:class:`mtbench.rundir.RunLock`: a second process is refused with one
+    line). A restart that resumes ``run_dir`` itself (``training.restart`` = this folder, or ``auto`` and the folder
+    has a checkpoint) continues the same MLflow run (:mod:`mtbench.train.resume`).
+    """
+    from mtbench.rundir import RunDir, RunLock
+    from mtbench.storage import refused_writes
 
     run_dir = Path(run_dir).resolve()
     with refused_writes("the run folder", run_dir):
         run_dir.mkdir(parents=True, exist_ok=True)
-    run = RunDir(run_dir)
+    with RunLock(run_dir) as lock:
+        return _run_locked(spec, RunDir(run_dir), lock, base_dir=base_dir, tracking=tracking, output_dir=output_dir,
+                           tags=tags, extra_artifacts=extra_artifacts, parent_run_id=parent_run_id,
+                           progress=progress)
+
+
+def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir: str | Path | None,
+                tracking: Mapping[str, Any] | None, output_dir: str | Path, tags: Mapping[str, str] | None,
+                extra_artifacts: list[Path] | None, parent_run_id: str | None, progress: bool) -> dict[str, Any]:
+    from mtbench.rundir import Summary, run_dir_of
+    from mtbench.storage import refused_writes, remove_stale_tmp, storage_error
+    from mtbench.spec.io import write_spec
+    from mtbench.spec.tasks import describe_sharing, task_view
+    from mtbench.tracking import flatten_params, make_tracker
+    from mtbench.tracking.stale import mark_stale
+    from mtbench.train.resume import continues, resend_lcurves, resolve_auto
+
+    run_dir = run.path
     for tmp in remove_stale_tmp(run_dir, run.checkpoints):  # half-written files of a killed process
         log.info("removed %s, left by an interrupted write", tmp)
+    spec = resolve_auto(spec, run_dir)
+    continuing = continues(spec, run_dir)
+    restart = (spec.get("training") or {}).get("restart")
+    stored = run.read_tracking_run() if continuing else None
+    if continuing:
+        mark_stale(run, "a resume", holder=lock.taken_over, check_lock=False)
+    elif restart:
+        mark_stale(run_dir_of(restart), "a restart into another folder")
     base = Path(base_dir).resolve() if base_dir is not None else None
     spec = prepare_spec(spec, base)
+    if restart:  # a restart that changes the model is refused before it overwrites anything of the run
+        from mtbench.train.checkpoint import load_checkpoint
+        from mtbench.train.restart import check_restart
+
+        ckpt = load_checkpoint(spec["training"]["restart"])
+        check_restart(ckpt["spec"], spec, ckpt["path"])
     with refused_writes("the spec", run.input_json):
         input_json = write_spec(spec, run.input_json)
     tracker = make_tracker(dict(tracking or {"backend": "none"}), Path(output_dir).resolve())
     tasks = task_view(spec)
     all_tags = {"mtbench.tasks": ",".join(tasks), **describe_sharing(spec), **dict(tags or {})}
+    resume_id = None
+    uri = getattr(tracker, "tracking_uri", None)  # None: tracking=none
+    if stored and stored.get("tracking_uri") == uri:
+        resume_id = stored["run_id"]
+    elif stored and uri is not None:
+        log.warning("%s was tracked in %s, this run goes to %s: a new MLflow run", run_dir, stored.get("tracking_uri"),
+                    getattr(tracker, "tracking_uri", None))
     tracker.start(experiment=(tracking or {}).get("experiment") or "mtbench",
                   run_name=(tracking or {}).get("run_name"), params=flatten_params(spec), tags=all_tags,
-                  run_dir=run_dir, parent_run_id=parent_run_id)
+                  run_dir=run_dir, parent_run_id=parent_run_id, resume_run_id=resume_id)
+    if getattr(tracker, "run_id", None):
+        run.write_tracking_run(tracker.run_id, tracker.tracking_uri, getattr(tracker, "experiment_id", None))
     tracker.log_artifact(input_json)
     status = "FAILED"
     summary: dict[str, Any] = {}
@@ -146,6 +191,9 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
         from mtbench.train.trainer import Trainer
 
         trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress)
+        if continuing:
+            tracker.set_tags({"mtbench.resumed": f"at step {trainer.step} (pid {os.getpid()})"})
+            resend_lcurves(run, list(tasks), trainer.step, tracker, trainer.disp_file)
         summary = trainer.train()
         if summary.get("stopped_by"):  # a signal: checkpoint written, the run is KILLED, the caller exits
             status = "KILLED"

@@ -231,6 +231,12 @@ class Trainer:
             rt.train_data.set_state(ts["train_data"])
             if rt.val_data is not None and ts.get("val_data") is not None:
                 rt.val_data.set_state(ts["val_data"])
+            rt.window = [dict(w) for w in ts.get("window") or []]
+            rt.skipped = int(ts.get("skipped") or 0)
+            grad = ts.get("grad")
+            if grad:
+                rt.grad.total = None if grad.get("total") is None else np.asarray(grad["total"], dtype=np.float64)
+                rt.grad.norm_sum, rt.grad.n = float(grad.get("norm_sum", 0.0)), int(grad.get("n", 0))
         log.info("restarted from %s at step %d", ckpt["path"], self.step)
 
     # --- checkpoints --------------------------------------------------------------------------------------
@@ -242,7 +248,12 @@ class Trainer:
             "tasks": {name: {"train_rng": rt.train_rng.bit_generator.state,
                              "val_rng": rt.val_rng.bit_generator.state,
                              "train_data": rt.train_data.get_state(),
-                             "val_data": None if rt.val_data is None else rt.val_data.get_state()}
+                             "val_data": None if rt.val_data is None else rt.val_data.get_state(),
+                             # the display window so far: a resume between displays reports what an
+                             # uninterrupted run reports at the next display
+                             "window": list(rt.window), "skipped": rt.skipped,
+                             "grad": {"total": None if rt.grad.total is None else rt.grad.total.tolist(),
+                                      "norm_sum": rt.grad.norm_sum, "n": rt.grad.n}}
                       for name, rt in self.runtime.items()},
         }
 
@@ -318,8 +329,14 @@ class Trainer:
     # --- loop ---------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         """Run from the current step to ``numb_steps``; returns a summary (final metrics, counts, timing)."""
-        from mtbench.train.lcurve import LcurveWriter
+        from mtbench.train.lcurve import LcurveWriter, truncate_lcurve
 
+        if self.step > 0:  # resumed: rows past the checkpoint's step are written again below, so cut them off
+            for name in self.runtime:
+                dropped = truncate_lcurve(self.rundir.lcurve(name, self.disp_file), self.step)
+                if dropped:
+                    log.info("%s: %d lcurve row(s) past step %d dropped (trained again now)", name, dropped,
+                             self.step)
         writers = {name: LcurveWriter(self.rundir.lcurve(name, self.disp_file), rt.loss.metric_names,
                                       append=self.step > 0) for name, rt in self.runtime.items()}
         self._log_neighbor_metrics()
@@ -373,7 +390,7 @@ class Trainer:
                                      step=self.step)
             self.tracker.set_tags({f"best.{t}": f"{b['metric']}={b['value']:.4g} at step {b['step']}"
                                    for t, b in self.best.best.items()})
-        return {"steps": self.step, "steps_this_process": self.step - start_step,
+        return {"steps": self.step, "steps_this_process": self.step - start_step, "start_step": start_step,
                 "stopped_by": stop.name or None, "exit_code": stop.exit_code, "wall_s": wall, "final": final, "counts": dict(self.sampler.counts),
                 "fractions": self.sampler.fractions(),
                 "requested": dict(zip(self.sampler.tasks, map(float, self.sampler.requested))),

@@ -66,6 +66,8 @@ def test_summary_title_splits_the_wall_time() -> None:
     assert summary_title(summary) == ("mtbench: 50 steps in 4.0 s (training 2.1 s = 23.8 steps/s; "
                                       "set-up, validation, checkpoints 1.9 s)")
     resumed = dict(summary, start_step=10, timing={"steps": [20, 40], "step_s": [0.1, 0.05]})
-    assert summary_title(resumed).startswith("mtbench: 50 steps in 4.0 s (training 2.0 s = 15.0 steps/s;")
+    # a resumed run says which steps this process trained and how many there are in all (issue 10)
+    assert summary_title(resumed) == ("mtbench: 40 steps in this process (resumed at 10, 50 in total) in 4.0 s "
+                                      "(training 2.0 s = 15.0 steps/s; set-up, validation, checkpoints 2.0 s)")
     assert summary_title({"steps": 0, "wall_s": 0.5, "timing": {"steps": [], "step_s": []}}) == \
         "mtbench: 0 steps in 0.5 s"

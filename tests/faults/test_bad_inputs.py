@@ -261,13 +261,17 @@ def test_restart_into_another_model_is_refused(tiny_data: Path, tmp_path: Path) 
     root = _data(tiny_data, tmp_path)
     assert _train(tmp_path, _spec(root), mlflow=True).returncode == 0
     latest = _latest(tmp_path / "run")
+    recorded = (tmp_path / "run" / "input.json").read_text()
     spec = _spec(root, steps=4)
     spec["model"]["fitting_net_dict"]["water_ener"]["neuron"] = [32, 32]
-    message = _one_error(_train(tmp_path, spec, "--restart", str(tmp_path / "run"), mlflow=True, run_dir="run2"))
-    assert "neuron" in message and "[16, 16]" in message and "[32, 32]" in message, message
+    for run_dir in ("run2", "run"):  # into a new folder, and continuing the run's own folder
+        message = _one_error(_train(tmp_path, spec, "--restart", str(tmp_path / "run"), mlflow=True, run_dir=run_dir))
+        assert "neuron" in message and "[16, 16]" in message and "[32, 32]" in message, message
     assert _latest(tmp_path / "run") == latest
+    assert (tmp_path / "run" / "input.json").read_text() == recorded  # refused before anything is written
+    assert not (tmp_path / "run2" / "input.json").exists()
     client, runs = _mlflow_run(tmp_path)
-    assert runs[0].info.status == "FAILED" and runs[1].info.status == "FINISHED"
+    assert [r.info.status for r in runs] == ["FINISHED"]  # refused before a run is opened; the first run untouched
 
 
 def test_restart_may_change_the_schedule(tiny_data: Path, tmp_path: Path) -> None:
