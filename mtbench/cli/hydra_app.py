@@ -26,7 +26,7 @@ def _task_function(cfg: Any) -> float:
     from mtbench.spec.compose import cfg_to_spec
     from mtbench.train.run import run_training
 
-    configure_runtime()
+    configure_runtime(warm_up=OmegaConf.select(cfg, "training.distributed") != "multi_worker")
     configure_logging()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)

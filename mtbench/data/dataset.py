@@ -103,6 +103,7 @@ class TaskDataset:
         key: str = "training_data",
         fmt: str | None = None,
         drop_bad_frames: bool = False,
+        replicas: int = 1,
     ) -> None:
         self.key = key.removesuffix(".systems")
         self.type_map = list(type_map)
@@ -112,7 +113,8 @@ class TaskDataset:
         for path in self.paths:
             self.systems.extend(load_systems(path, self.type_map, self.requirements, fmt=fmt,
                                              drop_bad_frames=drop_bad_frames))
-        self.batch_sizes = self._batch_sizes(batch_size)
+        # data-parallel training: a batch holds ``batch_size`` frames per replica (split by get_batches)
+        self.batch_sizes = [b * replicas for b in self._batch_sizes(batch_size)]
         self.nbatches = [
             sum(max(1, n // bs) for n in system.set_nframes)
             for system, bs in zip(self.systems, self.batch_sizes, strict=True)
@@ -245,18 +247,28 @@ class TaskDataset:
         Gives the system's frame arrays (see :meth:`DeepmdSystem.frames`), ``sys_idx``
         and ``nlist = {spec: (idx, shift)}`` for each spec asked for.
         """
+        return self.get_batches(rng, 1, sys_idx=sys_idx, nspecs=nspecs)[0]
+
+    def get_batches(
+        self,
+        rng: np.random.Generator,
+        nparts: int,
+        sys_idx: int | None = None,
+        nspecs: Sequence[NeighborSpec] = (),
+    ) -> list[dict[str, Any]]:
+        """The next batch split into ``nparts`` contiguous shares of frames (data-parallel replicas: replica ``r``
+        trains share ``r``, so together they train the frames of the one batch)."""
         if sys_idx is None:
             sys_idx = int(rng.choice(self.nsystems, p=self.probs))
         system = self.systems[sys_idx]
-        frames = self._cursors[sys_idx].next_frames(system, self.batch_sizes[sys_idx], rng)
-        batch = system.frames(frames)
-        batch["sys_idx"] = sys_idx
-        nlist = {}
-        for spec in nspecs:
-            data = system.neighbor_data(spec)
-            nlist[spec] = data.take(frames)
-        batch["nlist"] = nlist
-        return batch
+        drawn = self._cursors[sys_idx].next_frames(system, self.batch_sizes[sys_idx], rng)
+        out = []
+        for frames in np.array_split(drawn, nparts) if nparts > 1 else [drawn]:
+            batch = system.frames(frames)
+            batch["sys_idx"] = sys_idx
+            batch["nlist"] = {spec: system.neighbor_data(spec).take(frames) for spec in nspecs}
+            out.append(batch)
+        return out
 
     def get_state(self) -> dict[str, Any]:
         """The batch cursors, JSON-serialisable (the caller saves its RNG state beside it)."""

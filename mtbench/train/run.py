@@ -86,7 +86,26 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
                  tracking: Mapping[str, Any] | None = None, output_dir: str | Path = "outputs",
                  tags: Mapping[str, str] | None = None, extra_artifacts: list[Path] | None = None,
                  parent_run_id: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train ``spec`` into ``run_dir``; returns the trainer's summary plus ``objective`` and ``run_id``."""
+    """Train ``spec`` into ``run_dir``; returns the trainer's summary plus ``objective`` and ``run_id``.
+
+    Data-parallel (``training.distributed``): every rank runs this; only the chief writes ``run_dir`` and tracks,
+    the other ranks train into a private scratch folder that is removed at the end.
+    """
+    from mtbench.train import distributed
+
+    dist = distributed.setup(spec.get("training") or {})  # first: a multi-worker strategy precedes any TF op
+    with distributed.scratch_dir(dist) as scratch:
+        if scratch is not None:
+            run_dir, tracking, extra_artifacts = scratch, {"backend": "none"}, None
+        return _run_training(spec, run_dir=run_dir, base_dir=base_dir, tracking=tracking, output_dir=output_dir,
+                             tags=tags, extra_artifacts=extra_artifacts, parent_run_id=parent_run_id,
+                             progress=progress and dist.is_chief, dist=dist)
+
+
+def _run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str | Path | None,
+                  tracking: Mapping[str, Any] | None, output_dir: str | Path, tags: Mapping[str, str] | None,
+                  extra_artifacts: list[Path] | None, parent_run_id: str | None, progress: bool,
+                  dist: Any) -> dict[str, Any]:
     from mtbench.rundir import RunDir, Summary
     from mtbench.spec.io import write_spec
     from mtbench.spec.tasks import describe_sharing, task_view
@@ -110,8 +129,14 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
     try:
         from mtbench.train.trainer import Trainer
 
-        trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress)
+        trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress, distribution=dist)
         summary = trainer.train()
+        if dist.kind != "none":
+            summary["distributed"] = dist.describe()
+        if not dist.is_chief:  # the chief evaluates and reports; this rank's scratch folder goes away
+            summary["objective"] = math.nan
+            status = "FINISHED"
+            return summary
         if summary.get("stopped_by"):  # a signal: checkpoint written, the run is KILLED, the caller exits
             status = "KILLED"
             tracker.set_tags({"mtbench.stopped": f"{summary['stopped_by']} at step {summary['steps']}"})
