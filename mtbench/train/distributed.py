@@ -76,9 +76,16 @@ class Distribution:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "replicas": self.replicas, "workers": self.workers, "worker": self.worker}
 
-    def scope(self) -> contextlib.AbstractContextManager:
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
         """Where the model and optimizers are built: mirrored variables under a strategy."""
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        if self.strategy is None:
+            yield
+            return
+        import tensorflow as tf
+
+        with self.strategy.scope(), tf.variable_creator_scope(_empty_stays_local):
+            yield
 
     def scale_lr(self, lr: Any, how: str | None) -> Any:
         """The task's :class:`~mtbench.train.lr.ExpDecayLR` with start (and stop) lr scaled by ``scale_by_worker``;
@@ -141,7 +148,8 @@ class Distribution:
         def replica_step(batch, lr, ratio, stop):
             ctx = tf.distribute.get_replica_context()
             n = tf.cast(tf.shape(batch["coord"])[0], tf.float64)
-            total, stops = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [n, stop])
+            # tf.identity: a copy on this replica's device (the host tensor has none, which all_reduce refuses)
+            total, stops = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [n, tf.identity(stop)])
             out = steps.step(batch, lr, ratio, reduce=_weighted_mean(ctx, n / total))
             return (*out, stops)
 
@@ -161,6 +169,23 @@ class Distribution:
                 addr = f" ({self.worker_addresses[t]})"
         first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
         return f"{who}{addr} stopped answering (worker {self.worker} gives up: {first[:160]})"
+
+
+def _empty_stays_local(next_creator: Callable, **kwargs: Any) -> Any:
+    """A zero-size variable (e.g. ``fparam_avg`` without fparam) is made a plain local variable: the
+    multi-worker strategy's broadcast of its initial value crashes TensorFlow 2.x (segfault in
+    CollectiveBcastSend on an empty tensor), and there is nothing in it to keep equal across replicas."""
+    import numpy as np
+    from tensorflow.python.ops import resource_variable_ops
+
+    init = kwargs.get("initial_value")
+    value = init() if callable(init) else init
+    if value is not None and int(np.prod(getattr(value, "shape", np.shape(value)))) == 0:
+        keep = ("initial_value", "trainable", "name", "dtype", "shape")
+        return resource_variable_ops.ResourceVariable(**{**{k: v for k, v in kwargs.items() if k in keep},
+                                                         "initial_value": value})
+    kwargs["initial_value"] = value if value is not None else init
+    return next_creator(**kwargs)
 
 
 def _tasks_named(text: str) -> list[int]:
