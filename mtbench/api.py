@@ -47,11 +47,11 @@ def train(spec: str | Path | Mapping[str, Any], *, run_dir: str | Path | None = 
     from mtbench.rundir import new_run_dir
     from mtbench.train.run import run_training
 
-    configure_runtime()
     if isinstance(spec, (str, Path)):
         spec, base = load_spec(spec)
     else:
         spec, base = dict(spec), Path(base_dir) if base_dir is not None else Path.cwd()
+    configure_runtime(warm_up=(spec.get("training") or {}).get("distributed") != "multi_worker")
     spec = {**spec, "training": dict(spec.get("training") or {})}
     from mtbench.train.resume import continuation_dir, is_auto
 

@@ -25,8 +25,10 @@ class _HideFromKeras(importlib.abc.MetaPathFinder):
         return None
 
 
-def import_tensorflow_quietly(threads: int | None = None) -> None:
-    """Import TensorFlow (stderr silenced) and, if given, set its thread pools before first use."""
+def import_tensorflow_quietly(threads: int | None = None, warm_up: bool = True) -> None:
+    """Import TensorFlow (stderr silenced) and, if given, set its thread pools before first use.
+
+    ``warm_up=False`` runs no TensorFlow operation (a multi-worker strategy must come before the first one)."""
     if "tensorflow" in sys.modules or os.environ.get("MTBENCH_TF_VERBOSE"):
         if threads:
             _set_threads(threads)
@@ -48,7 +50,8 @@ def import_tensorflow_quietly(threads: int | None = None) -> None:
 
         if threads:
             _set_threads(threads)
-        tf.constant(0.0) + 0.0  # the second batch of notices comes with the first op
+        if warm_up:
+            tf.constant(0.0) + 0.0  # the second batch of notices comes with the first op
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -66,7 +69,7 @@ def _set_threads(n: int) -> None:
         pass
 
 
-def configure_runtime(threads: int | None = None) -> None:
+def configure_runtime(threads: int | None = None, *, warm_up: bool = True) -> None:
     """Import TensorFlow quietly and set its thread pools.
 
     Intra-op threads: ``threads``, else env ``MTBENCH_THREADS``, else the cores this process may use; inter-op
@@ -76,7 +79,7 @@ def configure_runtime(threads: int | None = None) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = threads or int(os.environ.get("MTBENCH_THREADS", "0") or 0) or cores
     os.environ.setdefault("MTBENCH_INTER_THREADS", str(min(2, n)))
-    import_tensorflow_quietly(n)
+    import_tensorflow_quietly(n, warm_up)
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -28,7 +28,7 @@ def _task_function(cfg: Any) -> "RunResult":
     from mtbench.cli.train import exit_if_stopped
     from mtbench.train.run import RunResult, run_training
 
-    configure_runtime()
+    configure_runtime(warm_up=OmegaConf.select(cfg, "training.distributed") != "multi_worker")
     configure_logging()
     hc = HydraConfig.get()
     hydra_dir = Path(hc.runtime.output_dir)

@@ -117,6 +117,7 @@ class TaskDataset:
         key: str = "training_data",
         fmt: str | None = None,
         drop_bad_frames: bool = False,
+        replicas: int = 1,
     ) -> None:
         self.key = key.removesuffix(".systems")
         self.type_map = list(type_map)
@@ -127,7 +128,8 @@ class TaskDataset:
             self.systems.extend(load_systems(path, self.type_map, self.requirements, fmt=fmt,
                                              drop_bad_frames=drop_bad_frames))
         self.mixed = is_mixed_batch(batch_size)
-        self.batch_sizes = self._batch_sizes(batch_size)
+        # data-parallel training: a batch holds ``batch_size`` frames per replica (split by get_batches)
+        self.batch_sizes = [b * replicas for b in self._batch_sizes(batch_size)]
         self.nbatches = [
             sum(max(1, n // bs) for n in system.set_nframes)
             for system, bs in zip(self.systems, self.batch_sizes, strict=True)
@@ -267,25 +269,40 @@ class TaskDataset:
         A mixed dataset without ``sys_idx`` gives a padded batch of several systems
         (:meth:`_mixed_batch`).
         """
+        return self.get_batches(rng, 1, sys_idx=sys_idx, nspecs=nspecs)[0]
+
+    def get_batches(
+        self,
+        rng: np.random.Generator,
+        nparts: int,
+        sys_idx: int | None = None,
+        nspecs: Sequence[NeighborSpec] = (),
+    ) -> list[dict[str, Any]]:
+        """The next batch split into ``nparts`` contiguous shares of frames (data-parallel replicas: replica ``r``
+        trains share ``r``, so together they train the frames of the one batch)."""
         if sys_idx is None and self.mixed:
-            return self._mixed_batch(rng, nspecs)
+            if nparts > 1:
+                raise SpecError("training.training_data.batch_size",
+                                "'mixed:N' batches are not supported with training.distributed yet")
+            return [self._mixed_batch(rng, nspecs)]
         if sys_idx is None:
             sys_idx = int(rng.choice(self.nsystems, p=self.probs))
-        return self._system_batch(sys_idx, self.batch_sizes[sys_idx], rng, nspecs)
+        drawn = self._cursors[sys_idx].next_frames(self.systems[sys_idx], self.batch_sizes[sys_idx], rng)
+        return [self._frames_batch(sys_idx, frames, nspecs)
+                for frames in (np.array_split(drawn, nparts) if nparts > 1 else [drawn])]
 
     def _system_batch(self, sys_idx: int, size: int, rng: np.random.Generator,
                       nspecs: Sequence[NeighborSpec]) -> dict[str, Any]:
         """The next ``size`` frames of system ``sys_idx`` from its cursor."""
+        frames = self._cursors[sys_idx].next_frames(self.systems[sys_idx], size, rng)
+        return self._frames_batch(sys_idx, frames, nspecs)
+
+    def _frames_batch(self, sys_idx: int, frames: np.ndarray, nspecs: Sequence[NeighborSpec]) -> dict[str, Any]:
         system = self.systems[sys_idx]
-        frames = self._cursors[sys_idx].next_frames(system, size, rng)
         batch = system.frames(frames)
         batch["sys_idx"] = sys_idx
         batch["real_natoms"] = np.full(len(frames), system.natoms, dtype=np.int64)
-        nlist = {}
-        for spec in nspecs:
-            data = system.neighbor_data(spec)
-            nlist[spec] = data.take(frames)
-        batch["nlist"] = nlist
+        batch["nlist"] = {spec: system.neighbor_data(spec).take(frames) for spec in nspecs}
         return batch
 
     def _mixed_batch(self, rng: np.random.Generator, nspecs: Sequence[NeighborSpec]) -> dict[str, Any]:

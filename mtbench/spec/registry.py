@@ -244,7 +244,8 @@ LR_EXP: Schema = {
     "stop_lr": _o(1e-8, *NUM, "null"),
     "decay_steps": _o(5000, "int"),
     "decay_rate": _o(None, *NUM, "null", doc="if set, used instead of the rate derived from stop_lr"),
-    "scale_by_worker": _o("linear", "str", status="ignored"),
+    "scale_by_worker": _o(OMIT, "str", doc="data-parallel training: start lr times N replicas (linear, the "
+                                           "default), sqrt(N) (sqrt) or unchanged (none)"),
     "stop_lr_ratio": _o(None, *NUM, "null", status="fixed"),
     "warmup_steps": _o(0, "int", status="fixed"),
     "warmup_ratio": _o(None, *NUM, "null", status="fixed"),
@@ -335,6 +336,11 @@ TRAINING: Schema = {
     "init_frz_model": _o(None, "str", "null", doc="frozen model to initialise from"),
     "sampling": _o({"type": "weights"}, "dict", doc="task sampling: {type: weights|temperature|epochs, ...}"),
     "diagnostics": _o({}, "dict", doc="training diagnostics: {grad_cosine: true}"),
+    "distributed": _o(OMIT, "str", doc="data-parallel training: none (default) | mirrored (this machine's "
+                                       "GPUs) | multi_worker (TF_CONFIG or SLURM; python -m mtbench.launch)"),
+    "devices": _o(OMIT, "list", "null", doc="distributed: mirrored: the devices (default every GPU, else CPU)"),
+    "collective_timeout": _o(OMIT, *NUM, doc="multi_worker: seconds a step waits for the other workers before "
+                                             "it fails naming the missing one (default 300)"),
     "on_nonfinite": _o("stop", "str", doc="a non-finite loss or gradient: stop (the run fails at that step) | "
                                           "skip (the update is skipped, counted as train/<task>/skipped_steps)"),
     # DeePMD-kit keys mtbench does not use

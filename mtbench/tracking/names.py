@@ -14,6 +14,7 @@ so every producer (trainer, evaluator) builds names here and nowhere else. Layou
     final_best/<task>/<m>            the same for the task's best checkpoint (mtbench.train.final_eval)
     lr                               learning rate
     time/step_s                      wall time per training step (seconds)
+    distributed/replicas             data-parallel replicas of a distributed run (``training.distributed``)
     data/<task>/max_neighbors/<type> largest neighbour count seen for an atom type
     data/<task>/dropped_frames       training frames dropped at load time (``drop_bad_frames``)
     train/<task>/skipped_steps       steps skipped for a non-finite loss/gradient (``on_nonfinite: skip``)
@@ -42,6 +43,7 @@ LR = "lr"
 STEP_TIME = "time/step_s"
 #: wall-clock metrics: two runs of one seed differ in them, so a resumed run does not compare them
 WALL_CLOCK = frozenset({STEP_TIME})
+DISTRIBUTED_REPLICAS = "distributed/replicas"
 
 #: lcurve quantities of an energy task (per-atom energy ``rmse_e``, forces, virial, atomic energy,
 #: prefactor-weighted forces) and of a tensor (dipole / polar) task (local and global tensors).

@@ -34,7 +34,8 @@ class Adam(tf.Module):
                 var=var.handle, m=m.handle, v=v.handle, beta1_power=tf.cast(b1p, dt), beta2_power=tf.cast(b2p, dt),
                 lr=tf.cast(lr, dt), beta1=tf.constant(self.beta1, dt), beta2=tf.constant(self.beta2, dt),
                 epsilon=tf.constant(self.epsilon, dt), grad=tf.cast(g, dt))
-        self.iterations.assign_add(1)
+        # the raw op: under a tf.distribute strategy each replica bumps its own copy (no merge_call in a cond)
+        tf.raw_ops.AssignAddVariableOp(resource=self.iterations.handle, value=tf.constant(1, tf.int64))
 
     def get_state(self) -> dict[str, np.ndarray]:
         state = {"iterations": np.asarray(self.iterations.numpy())}

@@ -124,7 +124,25 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
     The folder is locked for the whole run (:class:`mtbench.rundir.RunLock`: a second process is refused with one
     line). A restart that resumes ``run_dir`` itself (``training.restart`` = this folder, or ``auto`` and the folder
     has a checkpoint) continues the same MLflow run (:mod:`mtbench.train.resume`).
+
+    Data-parallel (``training.distributed``): every rank runs this; only the chief writes ``run_dir`` and tracks,
+    the other ranks train into a private scratch folder that is removed at the end.
     """
+    from mtbench.train import distributed
+    from mtbench.train.resume import resolve_auto
+
+    dist = distributed.setup(spec.get("training") or {})  # first: a multi-worker strategy precedes any TF op
+    spec = resolve_auto(spec, Path(run_dir))  # on every rank against the real folder, so all resume alike
+    with distributed.scratch_dir(dist) as scratch:
+        if scratch is not None:
+            run_dir, tracking, extra_artifacts = scratch, {"backend": "none"}, None
+        return _run_in_folder(spec, run_dir=run_dir, base_dir=base_dir, tracking=tracking, output_dir=output_dir,
+                              tags=tags, extra_artifacts=extra_artifacts, parent_run_id=parent_run_id,
+                              progress=progress and dist.is_chief, dist=dist)
+
+
+def _run_in_folder(spec: Mapping[str, Any], *, run_dir: str | Path, dist: Any, **kw: Any) -> dict[str, Any]:
+    """:func:`_run_locked` holding the folder's lock."""
     from mtbench.rundir import RunDir, RunLock
     from mtbench.storage import refused_writes
 
@@ -132,32 +150,30 @@ def run_training(spec: Mapping[str, Any], *, run_dir: str | Path, base_dir: str 
     with refused_writes("the run folder", run_dir):
         run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir) as lock:
-        return _run_locked(spec, RunDir(run_dir), lock, base_dir=base_dir, tracking=tracking, output_dir=output_dir,
-                           tags=tags, extra_artifacts=extra_artifacts, parent_run_id=parent_run_id,
-                           progress=progress)
+        return _run_locked(spec, RunDir(run_dir), lock, dist=dist, **kw)
 
 
 def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir: str | Path | None,
                 tracking: Mapping[str, Any] | None, output_dir: str | Path, tags: Mapping[str, str] | None,
-                extra_artifacts: list[Path] | None, parent_run_id: str | None, progress: bool) -> dict[str, Any]:
+                extra_artifacts: list[Path] | None, parent_run_id: str | None, progress: bool,
+                dist: Any) -> dict[str, Any]:
     from mtbench.rundir import Summary, run_dir_of
     from mtbench.storage import refused_writes, remove_stale_tmp, storage_error
     from mtbench.spec.io import write_spec
     from mtbench.spec.tasks import describe_sharing, task_view
     from mtbench.tracking import flatten_params, make_tracker
     from mtbench.tracking.stale import mark_stale
-    from mtbench.train.resume import continues, resend_lcurves, resolve_auto
+    from mtbench.train.resume import continues, resend_lcurves
 
     run_dir = run.path
     for tmp in remove_stale_tmp(run_dir, run.checkpoints):  # half-written files of a killed process
         log.info("removed %s, left by an interrupted write", tmp)
-    spec = resolve_auto(spec, run_dir)
     continuing = continues(spec, run_dir)
     restart = (spec.get("training") or {}).get("restart")
     stored = run.read_tracking_run() if continuing else None
     if continuing:
         mark_stale(run, "a resume", holder=lock.taken_over, check_lock=False)
-    elif restart:
+    elif restart and dist.is_chief:
         mark_stale(run_dir_of(restart), "a restart into another folder")
     base = Path(base_dir).resolve() if base_dir is not None else None
     spec = prepare_spec(spec, base)
@@ -190,11 +206,17 @@ def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir
     try:
         from mtbench.train.trainer import Trainer
 
-        trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress)
+        trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress, distribution=dist)
         if continuing:
             tracker.set_tags({"mtbench.resumed": f"at step {trainer.step} (pid {os.getpid()})"})
             resend_lcurves(run, list(tasks), trainer.step, tracker, trainer.disp_file)
         summary = trainer.train()
+        if dist.kind != "none":
+            summary["distributed"] = dist.describe()
+        if not dist.is_chief:  # the chief evaluates and reports; this rank's scratch folder goes away
+            summary["objective"] = math.nan
+            status = "FINISHED"
+            return summary
         if summary.get("stopped_by"):  # a signal: checkpoint written, the run is KILLED, the caller exits
             status = "KILLED"
             tracker.set_tags({"mtbench.stopped": f"{summary['stopped_by']} at step {summary['steps']}"})

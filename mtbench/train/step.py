@@ -7,7 +7,7 @@ traces each step once per task however many systems (atom counts) its data has. 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,11 +79,19 @@ class TaskSteps:
         return predict_inputs(self.model, self.task, batch, self.nspecs, do_force=self.need_force)
 
     def _train(self, batch: Mapping[str, tf.Tensor], lr: tf.Tensor, lr_ratio: tf.Tensor):
+        return self.step(batch, lr, lr_ratio)
+
+    def step(self, batch: Mapping[str, tf.Tensor], lr: tf.Tensor, lr_ratio: tf.Tensor,
+             reduce: Callable[..., tuple] | None = None):
+        """The uncompiled step; ``reduce(loss, metrics, grads) -> (loss, metrics, grads)`` runs between the
+        gradient and the update (:mod:`mtbench.train.distributed`'s cross-replica mean)."""
         self.trace_counts["train"] += 1
         with tf.GradientTape() as tape:
             pred = self._predict(batch)
             loss, metrics = self.loss(pred, batch, lr_ratio)
         grads = tape.gradient(loss, self.variables)
+        if reduce is not None:
+            loss, metrics, grads = reduce(loss, metrics, grads)
         finite = all_finite(loss, grads)
 
         def update() -> tf.Tensor:

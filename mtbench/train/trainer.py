@@ -33,6 +33,7 @@ from mtbench.train.checkpoint import load_checkpoint, save_checkpoint
 from mtbench.train.restart import check_restart
 from mtbench.train.signals import StopRequest
 from mtbench.train.diagnostics import GradientWindow, gradient_diagnostics
+from mtbench.train.distributed import Distribution, current as current_distribution
 from mtbench.train.lr import ExpDecayLR
 from mtbench.train.optimizer import Adam
 from mtbench.train.progress import TrainingProgress
@@ -100,7 +101,8 @@ class Trainer:
     """Builds the model, data and optimizers from a normalized spec, then trains."""
 
     def __init__(self, spec: Mapping[str, Any], run_dir: str | Path, *, base_dir: str | Path | None = None,
-                 tracker: Any = None, progress: bool = True, jit_compile: bool = False) -> None:
+                 tracker: Any = None, progress: bool = True, jit_compile: bool = False,
+                 distribution: Distribution | None = None) -> None:
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +129,9 @@ class Trainer:
         self.best = BestTracker({t: best_metric_name(ts) for t, ts in self.tasks.items()})
         self.timing: dict[str, list] = {"steps": [], "step_s": []}
         self.history: dict[str, list[dict[str, float]]] = {t: [] for t in self.tasks}
-        self._setup()
+        self.dist = distribution if distribution is not None else current_distribution()
+        with self.dist.scope():  # data-parallel: model and Adam variables mirrored on every replica
+            self._setup()
 
     # --- setup --------------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -163,7 +167,9 @@ class Trainer:
                                      batch_size=tcfg.get("batch_size", "auto"), sys_probs=tcfg.get("sys_probs"),
                                      auto_prob=tcfg.get("auto_prob", "prob_sys_size"),
                                      key=f"{key}.training_data",
-                                     drop_bad_frames=bool(tcfg.get("drop_bad_frames", False)))
+                                     drop_bad_frames=bool(tcfg.get("drop_bad_frames", False)),
+                                     replicas=self.dist.replicas)
+            self.dist.check_data(f"{key}.training_data.systems", train_data)
             self._report_dropped(name, train_data)
             check_labels(ts, req, train_data, "training_data")
             vcfg = ts.validation_data
@@ -174,7 +180,8 @@ class Trainer:
                                        auto_prob=vcfg.get("auto_prob", "prob_sys_size"),
                                        key=f"{key}.validation_data",
                                        drop_bad_frames=bool(vcfg.get("drop_bad_frames", False)))
-            lr = ExpDecayLR.from_config(ts.learning_rate, self.numb_steps)
+            lr = self.dist.scale_lr(ExpDecayLR.from_config(ts.learning_rate, self.numb_steps),
+                                    ts.learning_rate.get("scale_by_worker"))
             opt = Adam(self.model.trainable_variables_of(name), name=f"adam_{name}")
             sig = batch_signature(req, nspecs, int(ts.fitting_net.get("numb_fparam", 0) or 0),
                                   int(ts.fitting_net.get("numb_aparam", 0) or 0))
@@ -340,6 +347,8 @@ class Trainer:
         writers = {name: LcurveWriter(self.rundir.lcurve(name, self.disp_file), rt.loss.metric_names,
                                       append=self.step > 0) for name, rt in self.runtime.items()}
         self._log_neighbor_metrics()
+        if self.tracker is not None and self.dist.kind != "none":
+            self.tracker.log_metrics({names.DISTRIBUTED_REPLICAS: float(self.dist.replicas)}, step=self.step)
         progress = TrainingProgress(self.numb_steps, list(self.runtime), enabled=self.show_progress,
                                     start=self.step, counts=self.sampler.counts)
         t_start = time.perf_counter()
@@ -354,11 +363,9 @@ class Trainer:
             while self.step < self.numb_steps and not self.sampler.exhausted():
                 task = self.sampler.draw()
                 rt = self.runtime[task]
-                batch = rt.train_data.get_batch(rt.train_rng, nspecs=rt.steps.nspecs)
                 lr = rt.lr.value(self.step)
-                loss, metrics, desc_grad, finite = rt.steps.train(
-                    to_inputs(batch, rt.steps.signature, rt.steps.nspecs), tf.constant(lr, tf.float64),
-                    tf.constant(rt.lr.ratio(self.step), tf.float64))
+                loss, metrics, desc_grad, finite = self.dist.train_step(
+                    task, rt.steps, rt.train_data, rt.train_rng, lr, rt.lr.ratio(self.step), stop.requested)
                 if bool(finite):  # read with the metrics below: no extra host sync
                     rt.window.append({k: float(v) for k, v in metrics.items()})
                     rt.grad.add(desc_grad.numpy())
@@ -378,7 +385,7 @@ class Trainer:
                     self.save()
                 if self.step % self.disp_freq == 0 or last:
                     last_disp_time, last_disp_step = time.perf_counter(), self.step
-                if stop.requested and not last:  # a signal: checkpoint this step, then return to the caller
+                if self.dist.stop_agreed(stop.requested) and not last:  # a signal: checkpoint this step, then return to the caller
                     if self.step % self.save_freq:
                         self.save()
                     break
