@@ -88,7 +88,8 @@ class LayerNorm(tf.Module):
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         d = x - mean
         var = tf.reduce_mean(d * d, axis=-1, keepdims=True)
-        return d / tf.sqrt(var + self.eps) * self.w + self.b
+        # times rsqrt, not divided by sqrt: the same number to an ulp, and its derivatives need no divisions
+        return d * (tf.math.rsqrt(var + self.eps) * self.w) + self.b
 
     def to_dict(self) -> dict[str, Any]:
         return {"@class": "LayerNorm", "@version": 1, "eps": self.eps, "trainable": self.trainable,
@@ -111,12 +112,16 @@ def _safe_norm(x: tf.Tensor) -> tf.Tensor:
 class AttentionGates(NamedTuple):
     """What masks and switches do to the attention logits and weights, computed once for all layers.
 
-    ``softmax(logits * scale + shift) * gate``; ``scale`` None means 1. Shapes broadcast to [..., nnei, nnei].
+    ``softmax(logits * scale + shift) * gate``; ``scale`` None means 1. Shapes broadcast to [..., n, n] for the
+    ``n <= nnei`` slots computed. ``n_extra`` (smooth only): slots beyond those ``n``, all padding, whose logits
+    are exactly ``-SMOOTH_ATTN_SHIFT``; they still count in every softmax denominator (their weights are gated
+    to 0), so the softmax adds them analytically instead of materialising them.
     """
 
     scale: tf.Tensor | None
     shift: tf.Tensor
     gate: tf.Tensor
+    n_extra: tf.Tensor | None = None
 
 
 class GatedAttentionLayer(tf.Module):
@@ -145,8 +150,10 @@ class GatedAttentionLayer(tf.Module):
         """Layers with equal kinds share one :class:`AttentionGates`."""
         return self.smooth, self.dotr, self.do_mask
 
-    def gates(self, mask: tf.Tensor, sw: tf.Tensor, r_hat: tf.Tensor) -> AttentionGates:
-        """From the kept-neighbour ``mask`` [..., nnei], switch ``sw`` [..., nnei], unit directions ``r_hat``.
+    def gates(self, mask: tf.Tensor, sw: tf.Tensor, r_hat: tf.Tensor,
+              n_extra: tf.Tensor | None = None) -> AttentionGates:
+        """From the kept-neighbour ``mask`` [..., n], switch ``sw`` [..., n], unit directions ``r_hat``, and the
+        number ``n_extra`` of all-padding slots left out beyond these ``n`` (None: none).
 
         Non-smooth: masked keys get a finite "minus infinity" (exp underflows to exactly 0, gradients stay finite),
         masked queries a zero row. Smooth: logits ``(l + 20) sw_q sw_k - 20`` and weights times ``sw_q sw_k``.
@@ -164,23 +171,53 @@ class GatedAttentionLayer(tf.Module):
         if self.dotr:
             gate = gate * tf.matmul(r_hat, r_hat, transpose_b=True)
         if self.do_mask:
-            gate = gate * (1.0 - tf.eye(self.nnei, dtype=dtype))
-        return AttentionGates(scale, shift, gate)
+            gate = gate * (1.0 - tf.eye(tf.shape(sw)[-1], dtype=dtype))
+        return AttentionGates(scale, shift, gate, tf.cast(n_extra, dtype) if self.smooth and n_extra is not None
+                              else None)
+
+    def _projection(self, x: tf.Tensor, part: int) -> tf.Tensor:
+        """Columns ``[part * h, (part + 1) * h)`` of ``in_proj(x)`` (q, k or v), from the sliced weights.
+
+        Slicing the [M1, 3h] weight instead of the [..., n, 3h] product keeps the big strided-slice gradients
+        (a zero-filled copy of the whole product per slice and derivative order) out of the graph.
+        """
+        h = self.hidden_dim
+        w = self.in_proj.w[:, part * h:(part + 1) * h]
+        y = tf.tensordot(x, w, axes=1)
+        if self.in_proj.b is not None:
+            y = y + self.in_proj.b[part * h:(part + 1) * h]
+        return y
 
     def __call__(self, x: tf.Tensor, gates: AttentionGates) -> tf.Tensor:
-        h = self.hidden_dim
-        qkv = self.in_proj(x)
-        q, k, v = qkv[..., :h], qkv[..., h:2 * h], qkv[..., 2 * h:3 * h]
+        if self.in_proj.activation_function.lower() not in ("none", "linear") or self.in_proj.idt is not None \
+                or self.in_proj.resnet:
+            qkv = self.in_proj(x)  # a layout DeePMD never writes; keep the general layer
+            h = self.hidden_dim
+            q, k, v = qkv[..., :h], qkv[..., h:2 * h], qkv[..., 2 * h:3 * h]
+        else:
+            q, k, v = (self._projection(x, part) for part in range(3))
         if self.normalize:
-            q = q / tf.norm(q, axis=-1, keepdims=True)
-            k = k / tf.norm(k, axis=-1, keepdims=True)
-            v = v / tf.norm(v, axis=-1, keepdims=True)
-        logits = tf.matmul(q * self.scaling, k, transpose_b=True)  # [..., nnei(query), nnei(key)]
+            q, k, v = (t * tf.math.rsqrt(tf.reduce_sum(t * t, axis=-1, keepdims=True)) for t in (q, k, v))
+        logits = tf.matmul(q * self.scaling, k, transpose_b=True)  # [..., n(query), n(key)]
         if gates.scale is not None:
             logits = logits * gates.scale
-        weights = tf.nn.softmax(logits + gates.shift, axis=-1) * gates.gate
+        logits = logits + gates.shift
+        if gates.n_extra is None:
+            weights = tf.nn.softmax(logits, axis=-1)
+        else:  # the left-out padding keys, logit -SMOOTH_ATTN_SHIFT each, in max and denominator
+            top = tf.reduce_max(logits, axis=-1, keepdims=True)
+            top = tf.stop_gradient(tf.where(gates.n_extra > 0, tf.maximum(top, -SMOOTH_ATTN_SHIFT), top))
+            e = tf.exp(logits - top)
+            denom = tf.reduce_sum(e, axis=-1, keepdims=True) + gates.n_extra * tf.exp(-SMOOTH_ATTN_SHIFT - top)
+            weights = e / denom
+        weights = weights * gates.gate
         out = self.out_proj(tf.matmul(weights, v))
         return self.layer_norm(x + out)
+
+    def padding_rows(self, x: tf.Tensor) -> tf.Tensor:
+        """The layer on rows of padding slots: their attention weights are all zero, so ``LN(x + out_proj(0))``."""
+        zero = tf.zeros([1, self.hidden_dim], dtype=x.dtype)
+        return self.layer_norm(x + self.out_proj(zero)[0])
 
     @classmethod
     def init(cls, *, nnei: int, embed_dim: int, hidden_dim: int, dotr: bool, do_mask: bool, scaling_factor: float,
@@ -251,8 +288,12 @@ class DescrptSeAtten(Descriptor):
                  ln_eps: float = DEFAULT_LN_EPS, scaling_factor: float = 1.0, normalize: bool = True,
                  temperature: float | None = None, exclude_types: Sequence[Sequence[int]] = (),
                  env_protection: float = 0.0, activation_function: str = "tanh", use_tebd_bias: bool = False,
-                 precision: str = "float64", type_map: Sequence[str] | None = None, name: str | None = None) -> None:
+                 precision: str = "float64", type_map: Sequence[str] | None = None, skip_padding: bool = True,
+                 name: str | None = None) -> None:
+        """``skip_padding``: attention over the slots some atom fills only (:meth:`_attend_real_slots`); False
+        forces the dense path over all ``sel`` slots (same numbers to rounding; for A/B checks and timing)."""
         super().__init__(name=name)
+        self.skip_padding = bool(skip_padding)
         if tebd_input_mode not in ("concat", "strip"):
             raise ValueError(f"tebd_input_mode must be 'concat' or 'strip', got {tebd_input_mode!r}")
         if (tebd_input_mode == "strip") != (embeddings_strip is not None):
@@ -491,6 +532,40 @@ class DescrptSeAtten(Descriptor):
             gg_t = gg_t * sw[..., None]
         return gg_s * gg_t + gg_s
 
+    def _attend(self, gg: tf.Tensor, rr: tf.Tensor, sw: tf.Tensor, mask: tf.Tensor,
+                n_extra: tf.Tensor | None = None) -> tf.Tensor:
+        """The attention layers on ``gg`` [nf, nloc, n, M1] (``n_extra`` padding slots left out, see gates)."""
+        ang = rr[..., 1:4]
+        r_hat = ang / tf.maximum(_safe_norm(ang), tf.constant(1e-12, rr.dtype))
+        gates: dict[tuple[bool, bool, bool], AttentionGates] = {}
+        for layer in self.attention:
+            if layer.gate_kind not in gates:
+                gates[layer.gate_kind] = layer.gates(mask, sw, r_hat, n_extra)
+            gg = layer(gg, gates[layer.gate_kind])
+        return gg
+
+    def _attend_real_slots(self, real: tf.Tensor, rr: tf.Tensor, sw: tf.Tensor, mask: tf.Tensor, nei_t: tf.Tensor,
+                           atype: tf.Tensor, tebd: tf.Tensor) -> tf.Tensor:
+        """``sum_j G_j^T R_j`` [nf, nloc, M1, 4] with attention over the first ``n`` slots only.
+
+        ``n`` is the last slot any atom of the batch fills (``real``: the neighbour list's mask, exclusions not
+        applied); the slots beyond are padding for every atom (water at 6 A fills ~90 of 120). Attention cost
+        grows with ``n^2``. Padding rows never mix with others: as queries their weights are zero (``G <-
+        LN(G + out_proj(0))``, :meth:`GatedAttentionLayer.padding_rows`); as keys they get weight 0 (non-smooth:
+        exp underflows to exactly 0; smooth: gated to 0, but they stay in the softmax denominator, which
+        ``AttentionGates.n_extra`` adds back). So those rows follow their own cheap chain, and the result is the
+        dense one to rounding (their rows of R are ``-davg/dstd``: zero with ``set_davg_zero``).
+        """
+        slot = tf.range(1, self.nnei + 1, dtype=tf.int32)
+        n = tf.maximum(tf.reduce_max(tf.where(real, slot, tf.zeros_like(slot))), 1)
+        rr_a, rr_b = rr[:, :, :n], rr[:, :, n:]
+        gg = self._pair_embedding(rr_a[..., :1], nei_t[:, :, :n], atype, sw[:, :, :n], tebd)
+        gg = self._attend(gg, rr_a, sw[:, :, :n], mask[:, :, :n], n_extra=self.nnei - n)
+        gg_pad = self._pair_embedding(rr_b[..., :1], nei_t[:, :, n:], atype, sw[:, :, n:], tebd)
+        for layer in self.attention:
+            gg_pad = layer.padding_rows(gg_pad)
+        return tf.matmul(gg, rr_a, transpose_a=True) + tf.matmul(gg_pad, rr_b, transpose_a=True)
+
     def __call__(self, neighbors: dict[NeighborSpec, Neighbors], atype: tf.Tensor) -> DescriptorOutput:
         nb = neighbors[self.neighbor_specs()[0]]
         dtype = tf_dtype(self.precision)
@@ -507,16 +582,14 @@ class DescrptSeAtten(Descriptor):
         first = tf.broadcast_to(atype[:, :1, None], tf.shape(nb.nei_type))
         nei_t = tf.where(mask, tf.cast(nb.nei_type, atype.dtype), first)
         tebd = self.type_embedding()
-        gg = self._pair_embedding(rr[..., :1], nei_t, atype, sw, tebd)
-        if self.attention:
-            ang = rr[..., 1:4]
-            r_hat = ang / tf.maximum(_safe_norm(ang), tf.constant(1e-12, dtype))
-            gates: dict[tuple[bool, bool, bool], AttentionGates] = {}
-            for layer in self.attention:
-                if layer.gate_kind not in gates:
-                    gates[layer.gate_kind] = layer.gates(mask, sw, r_hat)
-                gg = layer(gg, gates[layer.gate_kind])
-        gr = tf.matmul(gg, rr, transpose_a=True) / tf.cast(self.nnei, dtype)  # [nf, nloc, M1, 4]
+        if self.attention and self.skip_padding:
+            gr = self._attend_real_slots(nb.mask, rr, sw, mask, nei_t, atype, tebd)
+        else:
+            gg = self._pair_embedding(rr[..., :1], nei_t, atype, sw, tebd)
+            if self.attention:
+                gg = self._attend(gg, rr, sw, mask)
+            gr = tf.matmul(gg, rr, transpose_a=True)
+        gr = gr / tf.cast(self.nnei, dtype)  # [nf, nloc, M1, 4]
         grrg = tf.matmul(gr, gr[:, :, : self.axis_neuron, :], transpose_b=True)  # [nf, nloc, M1, axis]
         shape = tf.shape(atype)
         desc = tf.reshape(grrg, [shape[0], shape[1], self.neuron[-1] * self.axis_neuron])
