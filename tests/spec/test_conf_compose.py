@@ -130,7 +130,9 @@ def test_experiment_overrides_groups():
 def test_hydra_run_dirs_and_no_chdir():
     hydra_cfg = yaml.safe_load((CONF / "config.yaml").read_text())["hydra"]
     assert hydra_cfg["run"]["dir"] == "${mtbench.run_dir:${paths.output_dir}}"
-    assert hydra_cfg["sweep"]["dir"] == "${paths.output_dir}/multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}"
+    # a search (hydra/sweeper=optuna) names its own, stable folder so that it resumes; other sweepers time-stamp it
+    assert hydra_cfg["sweep"]["dir"] == ("${oc.select:hydra.sweeper.sweep_dir,"
+                                         "${paths.output_dir}/multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}}")
     assert hydra_cfg["sweep"]["subdir"] == "${hydra.job.num}"
     assert hydra_cfg["job"]["chdir"] is False
 
