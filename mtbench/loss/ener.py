@@ -95,10 +95,7 @@ class EnerLoss(Loss):
             de = pred["energy"] - tf.reshape(batch["energy"], [-1])
             add("e", tf.reduce_mean(de * de), 1.0 / natoms, 1.0 / natoms)
         if self.has["f"] or self.has["pf"]:
-            df = pred["force"] - batch["force"]
-            if self.relative_f is not None:
-                norm = tf.norm(batch["force"], axis=-1, keepdims=True)
-                df = df / (norm + self.relative_f)
+            df = self._force_error(pred, batch)
             if self.has["f"]:
                 add("f", tf.reduce_mean(df * df), 1.0, 1.0)
             if self.has["pf"]:
@@ -112,6 +109,13 @@ class EnerLoss(Loss):
             add("ae", tf.reduce_mean(da * da), 1.0, 1.0)
         metrics = {"rmse": tf.sqrt(loss), **metrics}
         return loss, metrics
+
+    def _force_error(self, pred: Mapping[str, tf.Tensor], batch: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """Predicted minus labelled forces, divided by ``|F| + relative_f`` when the loss is relative."""
+        df = pred["force"] - batch["force"]
+        if self.relative_f is not None:
+            df = df / (tf.norm(batch["force"], axis=-1, keepdims=True) + self.relative_f)
+        return df
 
     def _padded(self, pred: Mapping[str, tf.Tensor], batch: Mapping[str, tf.Tensor],
                 lr_ratio: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -132,10 +136,7 @@ class EnerLoss(Loss):
             de2 = tf.square(pred["energy"] - tf.reshape(batch["energy"], [-1]))
             add("e", tf.reduce_mean(de2 / natoms), tf.reduce_mean(de2 / (natoms * natoms)))
         if self.has["f"] or self.has["pf"]:
-            df = pred["force"] - batch["force"]
-            if self.relative_f is not None:
-                norm = tf.norm(batch["force"], axis=-1, keepdims=True)
-                df = df / (norm + self.relative_f)
+            df = self._force_error(pred, batch)
             if self.has["f"]:
                 l2 = pooled_atom_mean(df * df, mask)
                 add("f", l2, l2)
