@@ -21,6 +21,7 @@ import pytest
 from mtbench.rundir import RunDir, read_pointer
 from mtbench.train.lcurve import read_lcurve
 from tests.conftest import tiny_spec_dict
+from tests.faults.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +55,7 @@ def _data_rows(run_dir: Path) -> list[int]:
 
 
 def _wait_rows(proc: subprocess.Popen, run_dir: Path, n: int, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(_data_rows(run_dir)) >= n:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"training ended early: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.1)
-    proc.kill()
-    pytest.fail(f"training never reached {n} display steps")
+    wait_until(proc, lambda: len(_data_rows(run_dir)) >= n, f"{n} display steps", timeout)
 
 
 def _loadable(path: Path) -> int:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 
 from mtbench.rundir import RunDir, RunInUse, RunLock
 from tests.conftest import tiny_spec_dict
+from tests.faults.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -54,15 +54,7 @@ def _rows(run_dir: Path) -> int:
 
 
 def _wait(proc: subprocess.Popen, ready, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"training ended before the fault: rc {proc.returncode}\n{proc.communicate()[1][-3000:]}")
-        time.sleep(0.01)
-    proc.kill()
-    pytest.fail("training never got to the fault point")
+    wait_until(proc, ready, "the fault point", timeout, poll=0.01)
 
 
 def _history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:

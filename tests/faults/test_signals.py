@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from mtbench.rundir import RunDir
 from tests.conftest import tiny_spec_dict
+from tests.faults.waiting import wait_until
 
 
 def _start(tmp_path: Path, tiny_data: Path) -> tuple[subprocess.Popen, Path]:
@@ -29,16 +29,11 @@ def _start(tmp_path: Path, tiny_data: Path) -> tuple[subprocess.Popen, Path]:
 
 
 def _wait_for_steps(proc: subprocess.Popen, run_dir: Path, lines: int = 3, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         lcurves = list(run_dir.glob("lcurve*.out"))
-        if lcurves and sum(1 for ln in lcurves[0].read_text().splitlines() if not ln.startswith("#")) >= lines:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"training ended early: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail("training never reached the first display steps")
+        return bool(lcurves) and sum(1 for ln in lcurves[0].read_text().splitlines() if not ln.startswith("#")) >= lines
+
+    wait_until(proc, ready, "the first display steps", timeout, poll=0.2)
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR1, 143)])
