@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +15,21 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _builtin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in data cache of this test run: one for all pytest-xdist workers (the default set takes ~30 s to
+    generate on 2 cores; mtbench.data.synthetic generates it once under its own file lock for parallel processes)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp("builtin_data")
+    shared = tmp_path_factory.getbasetemp().parent / "builtin_data"  # pytest-N/, above each worker's popen-gwK/
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _hermetic_caches(tmp_path_factory: pytest.TempPathFactory):
     """Built-in data and outputs of the test session go to temporary folders, not to the user's cache/cwd."""
     saved = {k: os.environ.get(k) for k in ("MTBENCH_DATA_DIR", "MTBENCH_OUTPUT_DIR", "MLFLOW_DISABLE_TELEMETRY")}
-    os.environ.setdefault("MTBENCH_DATA_DIR", str(tmp_path_factory.mktemp("builtin_data")))
+    os.environ.setdefault("MTBENCH_DATA_DIR", str(_builtin_cache(tmp_path_factory)))
     os.environ.setdefault("MTBENCH_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     yield
@@ -76,6 +89,27 @@ def tiny_spec(tiny_data: Path):
     return make
 
 
+def shared_across_workers(tmp_path_factory: pytest.TempPathFactory, name: str,
+                          build: Callable[[Path], None]) -> Path:
+    """A folder ``build`` fills once per test run, not once per pytest-xdist worker: each worker is its own session,
+    so a session fixture alone trains the same model on every worker (a minute each on 2 cores). The first worker
+    builds under a file lock, the others wait on it and read the finished folder (read-only use only)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    root = tmp_path_factory.getbasetemp().parent  # pytest-N/, shared by the popen-gwK/ of this run's workers
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half way leaves a partial folder
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 FOUR_HEAD_TASKS = ("water_ener", "water_tip4p", "water_dipole", "water_polar")
 TRAIN_STEPS = 600
 
@@ -93,9 +127,11 @@ def four_head_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                                           "water_polar": 1.0}
     spec["training"].update(disp_freq=TRAIN_STEPS, save_freq=TRAIN_STEPS)
     spec["learning_rate"] = {"type": "exp", "start_lr": 1e-2, "stop_lr": 1e-3, "decay_steps": 20}
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    run_training(spec, run_dir=run_dir, tracking={"backend": "none"}, output_dir=run_dir.parent, progress=False)
-    return run_dir
+
+    def build(folder: Path) -> None:
+        run_training(spec, run_dir=folder / "run", tracking={"backend": "none"}, output_dir=folder, progress=False)
+
+    return shared_across_workers(tmp_path_factory, "trained", build) / "run"
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +139,12 @@ def four_head_model(four_head_run: Path):
     from mtbench.export.load import load_model
 
     return load_model(four_head_run)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with a ``slow`` test first, each module's tests kept together and in order: pytest-xdist hands out
+    tests in this order, so the minute-long ones no longer start last and keep one worker busy while the other
+    idles (a module kept whole sets its module fixtures up once per worker, as before)."""
+    slow_modules = {item.module.__name__ for item in items
+                    if item.get_closest_marker("slow") and getattr(item, "module", None) is not None}
+    items.sort(key=lambda item: getattr(item, "module", None) is None or item.module.__name__ not in slow_modules)

@@ -410,9 +410,10 @@ def test_progress_message_says_one_time_and_where(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.slow
-def test_default_dataset_is_sized_as_documented(tmp_path: Path) -> None:
-    # its generation time (~10 s on an idle 2-core machine) is a speed goal, not a test: not asserted here
-    root = builtin_data_root(1, cache_dir=tmp_path, progress=False)
+def test_default_dataset_is_sized_as_documented() -> None:
+    # its generation time (~10 s on an idle 2-core machine) is a speed goal, not a test: not asserted here. The
+    # session's cache ($MTBENCH_DATA_DIR, tests/conftest.py): generated once for this and test_builtin_splits
+    root = builtin_data_root(1, progress=False)
     e = {}
     for level in ("tip3p", "tip4p"):
         for split, nf in (("train", 100), ("val", 20)):

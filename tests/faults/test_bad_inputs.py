@@ -191,6 +191,24 @@ def _latest(run: Path) -> str:
     return (run / "checkpoints" / "checkpoint").read_text().strip()
 
 
+@pytest.fixture(scope="module")
+def _finished_template(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/, a finished 2-step run/ of ``_spec`` and its mlflow.db: the starting point of the restart tests,
+    trained once (a training process is ~25 s on 2 cores) instead of once per test."""
+    tmp = tmp_path_factory.mktemp("finished")
+    root = _data(tiny_data, tmp)
+    proc = _train(tmp, _spec(root), mlflow=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp
+
+
+@pytest.fixture()
+def finished(_finished_template: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the template (data/, run/, mlflow.db) in ``tmp_path``; returns the data root."""
+    shutil.copytree(_finished_template, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "data"
+
+
 def test_bad_frames_dropped_on_request(tiny_data: Path, tmp_path: Path) -> None:
     root = _data(tiny_data, tmp_path)
     _nan_energy(root, None)
@@ -218,10 +236,8 @@ def _huge_energy(root: Path) -> None:
         np.save(p, np.full_like(np.load(p), 1e200))  # finite data, but its squared error overflows
 
 
-def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
-    good = _data(tiny_data, tmp_path)
-    proc = _train(tmp_path, _spec(good, steps=2), mlflow=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_nonfinite_loss_stops_and_keeps_last_checkpoint(finished: Path, tmp_path: Path) -> None:
+    good = finished  # trained 2 steps with MLflow
     latest = _latest(tmp_path / "run")
     bad = tmp_path / "bad"
     shutil.copytree(good, bad)
@@ -257,9 +273,8 @@ def test_nonfinite_steps_skipped_on_request(tiny_data: Path, tmp_path: Path) -> 
     assert runs[0].data.metrics["train/water_ener/skipped_steps"] == float(skipped)
 
 
-def test_restart_into_another_model_is_refused(tiny_data: Path, tmp_path: Path) -> None:
-    root = _data(tiny_data, tmp_path)
-    assert _train(tmp_path, _spec(root), mlflow=True).returncode == 0
+def test_restart_into_another_model_is_refused(finished: Path, tmp_path: Path) -> None:
+    root = finished  # trained 2 steps with MLflow
     latest = _latest(tmp_path / "run")
     recorded = (tmp_path / "run" / "input.json").read_text()
     spec = _spec(root, steps=4)
@@ -274,9 +289,8 @@ def test_restart_into_another_model_is_refused(tiny_data: Path, tmp_path: Path) 
     assert [r.info.status for r in runs] == ["FINISHED"]  # refused before a run is opened; the first run untouched
 
 
-def test_restart_may_change_the_schedule(tiny_data: Path, tmp_path: Path) -> None:
-    root = _data(tiny_data, tmp_path)
-    assert _train(tmp_path, _spec(root)).returncode == 0
+def test_restart_may_change_the_schedule(finished: Path, tmp_path: Path) -> None:
+    root = finished  # trained 2 steps (with MLflow; the restart runs without)
     spec = _spec(root, steps=4)
     spec["learning_rate"]["start_lr"] = 5e-4
     proc = _train(tmp_path, spec, "--restart", str(tmp_path / "run"), run_dir="run2")

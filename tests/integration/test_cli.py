@@ -23,8 +23,14 @@ def run(args: list[str], tmp: Path, data_dir: Path, timeout: int = 600, env_extr
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("builtin_cache")
+def data_dir(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built-in data cache holding the tiny set, so ``builtin:`` names resolve without generating the default
+    set in the subprocess (~30 s on 2 cores; tests/data/test_synthetic.py tests that generation)."""
+    from mtbench.data.synthetic import GENERATOR_VERSION
+
+    cache = tmp_path_factory.mktemp("builtin_cache")
+    (cache / f"water-v{GENERATOR_VERSION}-seed1").symlink_to(tiny_data, target_is_directory=True)
+    return cache
 
 
 def test_hydra_run_logs_to_mlflow(tmp_path: Path, data_dir: Path) -> None:

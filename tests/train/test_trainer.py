@@ -9,6 +9,7 @@ import pytest
 
 from mtbench.train.run import prepare_spec
 from mtbench.train.trainer import Trainer
+from tests.conftest import tiny_spec_dict
 
 
 def make_trainer(spec: dict, run_dir: Path) -> Trainer:
@@ -19,26 +20,31 @@ def weights(trainer: Trainer) -> list[np.ndarray]:
     return [v.numpy() for v in trainer.model.trainable_variables]
 
 
-def test_same_seed_same_lcurves(tiny_spec, tmp_path: Path) -> None:
-    for name in ("a", "b"):
-        make_trainer(tiny_spec(), tmp_path / name).train()
+@pytest.fixture(scope="module")
+def seed1_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Trainer:
+    """The default tiny spec (seed 1, 6 steps) trained once: the reference of the three tests below, which each
+    trained it again (an in-process training traces its step functions anew: ~10 s each on 2 cores)."""
+    trainer = make_trainer(tiny_spec_dict(tiny_data), tmp_path_factory.mktemp("seed1") / "a")
+    trainer.train()
+    return trainer
+
+
+def test_same_seed_same_lcurves(seed1_run: Trainer, tiny_spec, tmp_path: Path) -> None:
+    make_trainer(tiny_spec(), tmp_path / "b").train()
     for task in ("water_ener", "water_dipole"):
-        a = (tmp_path / "a" / f"lcurve.{task}.out").read_text()
+        a = (seed1_run.run_dir / f"lcurve.{task}.out").read_text()
         b = (tmp_path / "b" / f"lcurve.{task}.out").read_text()
         assert a == b and len(a.splitlines()) == 1 + 4  # header + steps 0, 2, 4, 6
 
 
-def test_different_seed_differs(tiny_spec, tmp_path: Path) -> None:
-    ta = make_trainer(tiny_spec(seed=1), tmp_path / "a")
-    ta.train()
+def test_different_seed_differs(seed1_run: Trainer, tiny_spec, tmp_path: Path) -> None:
     tb = make_trainer(tiny_spec(seed=2), tmp_path / "b")
     tb.train()
-    assert any(not np.array_equal(x, y) for x, y in zip(weights(ta), weights(tb)))
+    assert any(not np.array_equal(x, y) for x, y in zip(weights(seed1_run), weights(tb)))
 
 
-def test_restart_gives_identical_weights(tiny_spec, tmp_path: Path) -> None:
-    full = make_trainer(tiny_spec(steps=6), tmp_path / "full")
-    full.train()
+def test_restart_gives_identical_weights(seed1_run: Trainer, tiny_spec, tmp_path: Path) -> None:
+    full = seed1_run  # tiny_spec(steps=6), trained uninterrupted
     first = make_trainer(tiny_spec(steps=6), tmp_path / "first")
     first.numb_steps = 3  # stop half way, as if killed right after the step-3 checkpoint
     first.train()
