@@ -1,7 +1,7 @@
 """NVE molecular dynamics of the built-in water box with one energy head of an mtbench model.
 
     python -m mtbench experiment=md_water                      # an energy model fit for MD (~3 min on 2 cores)
-    python examples/md_water/run_md.py outputs/runs/DATE/TIME  # 1000 steps of 0.5 fs from a 300 K start
+    python examples/md_water/run_md.py outputs/runs/DATE/HH-MM-SS-US-PID  # 1000 steps of 0.5 fs from a 300 K start
 
 The model may be a run folder, a checkpoint, a frozen model or a DeePMD-kit ``.dp`` file; ``--head`` names the
 energy head when it has several. The printout ends with the energy conservation: the drift of the total energy
@@ -21,6 +21,7 @@ from ase.md.verlet import VelocityVerlet
 
 from mtbench.inference.atoms import system_atoms
 from mtbench.inference.calculator import MTBenchCalculator
+from mtbench.runtime import import_tensorflow_quietly
 
 
 def run_md(model: Any, head: str | None = None, *, system: str = "builtin:water_tip3p/val", steps: int = 1000,
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--dt-fs", type=float, default=0.5)
     parser.add_argument("--temperature", type=float, default=300.0, help="initial temperature, K")
     args = parser.parse_args(argv)
+    import_tensorflow_quietly()  # as mtbench's commands do: no TensorFlow start-up notices among the output
     run = run_md(args.model, args.head, system=args.system, steps=args.steps, dt_fs=args.dt_fs,
                  temperature_K=args.temperature)
     print(f"{len(run['atoms'])} atoms, {args.steps} steps of {args.dt_fs} fs: "

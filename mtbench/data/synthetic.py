@@ -477,7 +477,7 @@ def _progress(
 
     console = make_console(stderr=True)
     console.print(
-        f"mtbench: one-time generation of the built-in water data (~10 s), cached in {where}",
+        f"mtbench: one-time generation of the built-in water data (~30 s), cached in {where}",
         markup=False,
         highlight=False,
         soft_wrap=True,
