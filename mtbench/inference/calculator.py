@@ -47,6 +47,9 @@ class MTBenchCalculator(Calculator):
                  aparam: np.ndarray | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         from mtbench.inference.predictor import HeadPredictor, as_model
+        from mtbench.runtime import import_tensorflow_quietly
+
+        import_tensorflow_quietly()  # a user's MD script gets no TensorFlow start-up lines
 
         self.model = as_model(model, head)
         energy_heads = _energy_heads(self.model)

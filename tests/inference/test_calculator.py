@@ -4,6 +4,9 @@ periodicity handled, clear errors, and energy conservation in NVE MD next to the
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +195,15 @@ def test_nve_catches_a_broken_calculator(calc: MTBenchCalculator, tiny_data: Pat
     atoms.set_momenta(np.zeros((len(atoms), 3)))
     run = nve(atoms, broken, 40, 0.5)
     assert run["std_tot"] > 0.05 * run["std_kin"]
+
+
+def test_a_users_script_gets_no_tensorflow_start_up_lines(four_head_run: Path) -> None:
+    """An MD script of the user's own: building the calculator imports TensorFlow quietly (stderr empty)."""
+    script = ("from mtbench.inference.calculator import MTBenchCalculator\n"
+              f"calc = MTBenchCalculator({str(four_head_run)!r}, head='water_ener')\n"
+              "print(calc.head)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "MTBENCH_TF_VERBOSE"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "water_ener"
+    assert proc.stderr == ""
