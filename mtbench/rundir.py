@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from mtbench.errors import DataError, MtbenchError
 from mtbench.spec.registry import TRAINING
@@ -152,6 +152,31 @@ def _write_text(path: Path, text: str) -> Path:
 # ------------------------------------------------------------------------------------------------ the run folder
 
 
+class _InRun:
+    """A file or folder of the run folder as a read-only :class:`RunDir` attribute: ``<under>/<name>``, where
+    ``under`` is the folder itself (``path``) or another such attribute (``checkpoints``, ``hydra``)."""
+
+    def __init__(self, name: str, under: str = "path") -> None:
+        self.name, self.under = name, under
+        self.attr = name
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attr = attr
+
+    @overload
+    def __get__(self, run: None, owner: type | None = None) -> _InRun: ...
+    @overload
+    def __get__(self, run: RunDir, owner: type | None = None) -> Path: ...
+
+    def __get__(self, run: RunDir | None, owner: type | None = None) -> Path | _InRun:
+        if run is None:
+            return self
+        return getattr(run, self.under) / self.name
+
+    def __set__(self, run: RunDir, value: object) -> None:
+        raise AttributeError(f"RunDir.{self.attr} is derived from the folder's path; it cannot be set")
+
+
 class RunDir:
     """Paths and files of one run folder (see the module docstring). Nothing is touched on construction."""
 
@@ -167,58 +192,20 @@ class RunDir:
     def __hash__(self) -> int:
         return hash(self.path.resolve())
 
-    # --- paths
-    @property
-    def input_json(self) -> Path:
-        return self.path / INPUT
-
-    @property
-    def summary_json(self) -> Path:
-        return self.path / SUMMARY
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / CHECKPOINTS
-
-    @property
-    def pointer(self) -> Path:
-        return self.checkpoints / POINTER
-
-    @property
-    def best_json(self) -> Path:
-        return self.checkpoints / BEST_JSON
-
-    @property
-    def hydra(self) -> Path:
-        return self.path / HYDRA
-
-    @property
-    def hydra_config(self) -> Path:
-        return self.hydra / "config.yaml"
-
-    @property
-    def hydra_runtime(self) -> Path:
-        return self.hydra / "hydra.yaml"
-
-    @property
-    def hydra_overrides(self) -> Path:
-        return self.hydra / "overrides.yaml"
-
-    @property
-    def backlog(self) -> Path:
-        return self.path / BACKLOG
-
-    @property
-    def backlog_replayed(self) -> Path:
-        return self.path / BACKLOG_REPLAYED
-
-    @property
-    def tracking_run(self) -> Path:
-        return self.path / TRACKING_RUN
-
-    @property
-    def lock_file(self) -> Path:
-        return self.path / LOCK
+    # --- paths (read-only attributes: a Path each)
+    input_json = _InRun(INPUT)
+    summary_json = _InRun(SUMMARY)
+    checkpoints = _InRun(CHECKPOINTS)
+    pointer = _InRun(POINTER, under="checkpoints")
+    best_json = _InRun(BEST_JSON, under="checkpoints")
+    hydra = _InRun(HYDRA)
+    hydra_config = _InRun("config.yaml", under="hydra")
+    hydra_runtime = _InRun("hydra.yaml", under="hydra")
+    hydra_overrides = _InRun("overrides.yaml", under="hydra")
+    backlog = _InRun(BACKLOG)
+    backlog_replayed = _InRun(BACKLOG_REPLAYED)
+    tracking_run = _InRun(TRACKING_RUN)
+    lock_file = _InRun(LOCK)
 
     def is_run(self) -> bool:
         """A run folder: it has ``input.json``, ``summary.json`` or ``checkpoints/`` (a bare ``Trainer``)."""

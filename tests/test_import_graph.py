@@ -141,41 +141,35 @@ def _write(root: Path, files: Mapping[str, str]) -> Path:
     return root / "pkg"
 
 
-def test_checker_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:
-    pkg = _write(tmp_path, {
+@pytest.mark.parametrize(("files", "graph", "found"), [
+    pytest.param({  # a cycle hidden in a function
         "pkg/__init__.py": "",
         "pkg/a.py": "from pkg.b import f\n",
         "pkg/b.py": "def f():\n    from pkg import c\n    return c\n",
         "pkg/c.py": "import pkg.a\n",
         "pkg/d.py": "from pkg import a\n",  # into the cycle, not part of it
-    })
-    graph = import_graph(pkg)
-    assert graph["pkg.b"] == {"pkg.c"} and graph["pkg.d"] == {"pkg.a"}
-    assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
-
-
-def test_checker_resolves_relative_imports_and_package_names(tmp_path: Path) -> None:
-    pkg = _write(tmp_path, {
+    }, {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.c"}, "pkg.c": {"pkg.a"}, "pkg.d": {"pkg.a"}},
+        [["pkg.a", "pkg.b", "pkg.c"]], id="cycle_hidden_in_a_function"),
+    pytest.param({
         "pkg/__init__.py": "from pkg.sub import thing\n",
         "pkg/sub/__init__.py": "from .impl import thing\n",
         "pkg/sub/impl.py": "from ..util import helper\nthing = helper\n",
         "pkg/util.py": "def helper():\n    pass\n",
-    })
-    graph = import_graph(pkg)
-    assert graph == {"pkg": {"pkg.sub"}, "pkg.sub": {"pkg.sub.impl"},
-                     "pkg.sub.impl": {"pkg.util"}, "pkg.util": set()}
-    assert cycles(graph) == []  # a package importing its submodules is no cycle by itself
-
-
-def test_checker_finds_a_submodule_importing_back_from_its_package(tmp_path: Path) -> None:
-    pkg = _write(tmp_path, {
+    }, {"pkg": {"pkg.sub"}, "pkg.sub": {"pkg.sub.impl"}, "pkg.sub.impl": {"pkg.util"}, "pkg.util": set()},
+        [],  # a package importing its submodules is no cycle by itself
+        id="relative_imports_and_package_names"),
+    pytest.param({
         "pkg/__init__.py": "from pkg.x import X\nVERSION = 1\n",
         "pkg/x.py": "from pkg import VERSION\nX = VERSION\n",  # a name, not a module: pkg itself
         "pkg/y.py": "from . import y\n",  # a module importing itself
-    })
-    graph = import_graph(pkg)
-    assert graph["pkg.x"] == {"pkg"}
-    assert cycles(graph) == [["pkg", "pkg.x"], ["pkg.y"]]
+    }, {"pkg": {"pkg.x"}, "pkg.x": {"pkg"}, "pkg.y": {"pkg.y"}},
+        [["pkg", "pkg.x"], ["pkg.y"]], id="submodule_importing_back_from_its_package"),
+])
+def test_checker_graph_and_cycles(tmp_path: Path, files: Mapping[str, str], graph: dict[str, set[str]],
+                                  found: list[list[str]]) -> None:
+    got = import_graph(_write(tmp_path, files))
+    assert got == graph
+    assert cycles(got) == found
 
 
 @pytest.mark.parametrize("stmt", ["import pkg.a", "from pkg import a", "from . import a",

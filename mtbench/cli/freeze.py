@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from mtbench.cli.command import command_parser, run_command
+
+COMMAND = "mtbench.freeze"
+
 EPILOG = """\
 examples:
   # every head, one SavedModel each, plus manifest.json (heads, type map, validation metrics)
@@ -26,8 +30,8 @@ atype=...) with coord [nf,N,3] float64, box [nf,3,3] float64 (zeros: no periodic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m mtbench.freeze", formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = command_parser(
+        COMMAND, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Freeze a trained mtbench model: the united SavedModel (--united), one head (--head, .dp for "
                     "DeePMD-kit from the suffix), or by default one SavedModel (or .dp) per head with a manifest.",
         epilog=EPILOG)
@@ -44,15 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mtbench.errors import exit_on_user_error
-
     args = parse_args(argv)
 
     def run() -> int:
-        from mtbench.runtime import configure_logging, configure_runtime
-
-        configure_runtime()
-        configure_logging()
         from mtbench.export.freeze import freeze
 
         result = freeze(args.source, args.output, head=args.head, united=args.united, fmt=args.format,
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(result.tracking)
         return 0
 
-    return exit_on_user_error(run, prog="mtbench.freeze")
+    return run_command(COMMAND, run, tensorflow=True)
 
 
 if __name__ == "__main__":

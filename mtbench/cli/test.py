@@ -19,12 +19,15 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from mtbench.cli.command import command_parser, run_command
 from mtbench.evaluation.dp_test import run_dir_of  # noqa: F401 (re-exported: where the command finds the run)
+
+COMMAND = "mtbench.test"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m mtbench.test",
+    p = command_parser(
+        COMMAND,
         description="Test the heads of a trained model on labelled data (DeePMD-kit's `dp test`, per head).",
         epilog="Examples:\n  python -m mtbench.test -m RUN_DIR\n"
                "  python -m mtbench.test -m model.dp -s data/ -n 10 -d detail\n"
@@ -75,22 +78,16 @@ def print_run(done: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from mtbench.errors import exit_on_user_error
-
     args = parse_args(argv)
 
     def go() -> dict[str, Any]:
-        from mtbench.runtime import configure_logging, configure_runtime
-
-        configure_runtime()
-        configure_logging()
         from mtbench import api
 
         done = api.test(args.model, **{k: v for k, v in vars(args).items() if k != "model"})
         print_run(done)
         return done.report
 
-    return exit_on_user_error(go, prog="mtbench.test")
+    return run_command(COMMAND, go, tensorflow=True)
 
 
 if __name__ == "__main__":

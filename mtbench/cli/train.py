@@ -11,10 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mtbench.cli.command import command_parser, run_command
+
+COMMAND = "mtbench.train"
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m mtbench.train",
+    p = command_parser(
+        COMMAND,
         description="Train a DeePMD-kit v2 style input.json (single- or multi-task) with mtbench's trainer.",
         epilog="Example: python -m mtbench.train examples/ener_dipole/input.json --tracking none")
     p.add_argument("input", help="DeePMD-style input.json (or .yaml)")
@@ -38,8 +42,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from mtbench.errors import exit_on_user_error
-
     args = parse_args(argv)
 
     def run() -> dict:
@@ -49,9 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
         from mtbench import api
         from mtbench.errors import MtbenchError
         from mtbench.rundir import new_run_dir
-        from mtbench.runtime import configure_logging
 
-        configure_logging()
         tracking = {"backend": args.tracking, "experiment": args.experiment, "run_name": args.run_name,
                     "tracking_uri": args.tracking_uri}
         from mtbench.train.resume import continuation_dir, is_auto
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = api.train(args.input, run_dir=run_dir, output_dir=args.output_dir, restart=args.restart,
                            init_frz_model=args.init_frz_model, tracking=tracking, progress=not args.no_progress,
                            tags={"entry": "mtbench.train", "input": str(Path(args.input).resolve())})
-        resume = [sys.executable, "-m", "mtbench.train", *(argv if argv is not None else sys.argv[1:])]
+        resume = [sys.executable, "-m", COMMAND, *(argv if argv is not None else sys.argv[1:])]
         resume = [a for i, a in enumerate(resume) if a != "--restart" and (i == 0 or resume[i - 1] != "--restart")]
         if not args.run_dir:
             resume += ["-o", str(run_dir.resolve())]
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         print_summary(result.summary)
         return result.summary
 
-    return exit_on_user_error(run, prog="mtbench.train")
+    return run_command(COMMAND, run)
 
 
 def summary_title(summary: Mapping[str, Any]) -> str:

@@ -65,9 +65,10 @@ def _component(value: str, what: str) -> str:
     return value
 
 
-def _per_task(group: str, task: str, metric: str) -> str:
-    """``<group>/<task>/<metric>``: the shape of every per-task metric name."""
-    return f"{group}/{_component(task, 'task name')}/{_component(metric, 'metric')}"
+def _per_task(group: str, task: str, metric: str, what: str = "task name") -> str:
+    """``<group>/<task>/<metric>``: the shape of every per-task metric name (``what``: the task's role, for the
+    error)."""
+    return f"{group}/{_component(task, what)}/{_component(metric, 'metric')}"
 
 
 def train_metric(task: str, metric: str) -> str:
@@ -82,22 +83,22 @@ def val_metric(task: str, metric: str) -> str:
 
 def metric_on_test(head: str, metric: str) -> str:
     """``test/<head>/<metric>`` (not named ``test_*``: pytest would collect it on import)."""
-    return f"{TEST}/{_component(head, 'head name')}/{_component(metric, 'metric')}"
+    return _per_task(TEST, head, metric, what="head name")
 
 
 def sampling_count(task: str) -> str:
     """``sampling/<task>/count``."""
-    return f"{SAMPLING}/{_component(task, 'task name')}/count"
+    return _per_task(SAMPLING, task, "count")
 
 
 def sampling_fraction(task: str) -> str:
     """``sampling/<task>/fraction``."""
-    return f"{SAMPLING}/{_component(task, 'task name')}/fraction"
+    return _per_task(SAMPLING, task, "fraction")
 
 
 def sampling_probability(task: str) -> str:
     """``sampling/<task>/probability``."""
-    return f"{SAMPLING}/{_component(task, 'task name')}/probability"
+    return _per_task(SAMPLING, task, "probability")
 
 
 def best_metric(task: str, metric: str) -> str:
@@ -123,7 +124,7 @@ def max_neighbors(task: str, atom_type: str) -> str:
 
 def dropped_frames(task: str) -> str:
     """``data/<task>/dropped_frames``."""
-    return f"{DATA}/{_component(task, 'task name')}/dropped_frames"
+    return _per_task(DATA, task, "dropped_frames")
 
 
 def skipped_steps(task: str) -> str:
@@ -133,7 +134,7 @@ def skipped_steps(task: str) -> str:
 
 def grad_norm(task: str) -> str:
     """``grad/<task>/norm``."""
-    return f"{GRAD}/{_component(task, 'task name')}/norm"
+    return _per_task(GRAD, task, "norm")
 
 
 def grad_cos(task_a: str, task_b: str) -> str:
@@ -150,7 +151,7 @@ def from_lcurve_column(task: str, column: str) -> str:
     base, _, split = column.rpartition("_")
     if not base or split not in _SPLITS:
         raise ValueError(f"lcurve column {column!r} is not '<metric>_trn', '<metric>_val' or 'lr'")
-    return f"{_SPLITS[split]}/{_component(task, 'task name')}/{_component(base, 'metric')}"
+    return _per_task(_SPLITS[split], task, base)
 
 
 class MetricName(NamedTuple):

@@ -7,7 +7,7 @@ statistics are stored in DeePMD-kit's serialized layout (``to_dict`` / ``from_di
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from mtbench.data.neighbor import NeighborSpec
 from mtbench.model.env_mat import Neighbors
+from mtbench.model.registry import ClassRegistry
 from mtbench.spec import registry as reg
 
 __all__ = ["NeighborSpec", "Descriptor", "DescriptorOutput"]
@@ -25,30 +26,13 @@ class DescriptorOutput(NamedTuple):
     rot_mat: tf.Tensor | None  # [nf, nloc, dim_emb, 3], float64 (None if the descriptor has none)
 
 
-DESCRIPTORS: dict[str, type["Descriptor"]] = {}
+_CLASSES: ClassRegistry[type[Descriptor]] = ClassRegistry("descriptor", reg.DESCRIPTORS)
+DESCRIPTORS: dict[str, type[Descriptor]] = _CLASSES.classes
 """Canonical descriptor type (a key of :data:`mtbench.spec.registry.DESCRIPTORS`) -> its class."""
 
 
-def register_descriptor(name: str) -> Callable[[type["Descriptor"]], type["Descriptor"]]:
-    """Register a class under a canonical type of the spec registry, which owns the names and aliases."""
-    if name not in reg.DESCRIPTORS:
-        raise ValueError(f"{name!r} is not a canonical descriptor type of mtbench.spec.registry "
-                         f"(known: {', '.join(reg.DESCRIPTORS)}); add a TypeEntry there first")
-
-    def deco(cls: type[Descriptor]) -> type[Descriptor]:
-        DESCRIPTORS[name] = cls
-        cls.type_name = name
-        return cls
-
-    return deco
-
-
-def descriptor_class(type_name: str) -> type["Descriptor"]:
-    """The class of a descriptor type or alias (aliases resolve in the spec registry)."""
-    name = reg.canonical_type("descriptor", type_name)
-    if name is None or name not in DESCRIPTORS:
-        raise KeyError(f"unknown descriptor type {type_name!r}; known: {reg.known_types('descriptor')}")
-    return DESCRIPTORS[name]
+register_descriptor = _CLASSES.register  # class decorator: @register_descriptor("<canonical type>")
+descriptor_class = _CLASSES.lookup  # the class of a descriptor type or alias
 
 
 class Descriptor(tf.Module):

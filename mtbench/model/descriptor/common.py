@@ -1,16 +1,17 @@
-"""Plumbing shared by the smooth-edition descriptors: option parsing, net collections in DeePMD's layout with
-the nets DeePMD-kit stores but never evaluates, env-matrix statistics by DeePMD-kit v3's rules."""
+"""Plumbing shared by the smooth-edition descriptors: option parsing, the constructor se_e2_a, se_e2_r and se_e3
+share (:class:`SmoothDescriptor`), net collections in DeePMD's layout with the nets DeePMD-kit stores but never
+evaluates, env-matrix statistics by DeePMD-kit v3's rules."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
 
 from mtbench.errors import SpecError
-from mtbench.model.descriptor.base import NeighborSpec, gather_pair_mask
+from mtbench.model.descriptor.base import Descriptor, NeighborSpec, gather_pair_mask, pair_exclude_table
 from mtbench.model.env_mat import (
     Neighbors,
     env_matrix,
@@ -138,3 +139,65 @@ def assign_env_stats(desc: Any, sums: np.ndarray, ncol: int) -> None:
     if not desc.set_davg_zero:
         desc.davg.assign(davg)
     desc.dstd.assign(dstd)
+
+
+class SmoothDescriptor(Descriptor):
+    """What se_e2_a, se_e2_r and se_e3 share: the constructor's options, one neighbour list of ``sel`` slots per
+    neighbour type, env-matrix statistics of ``ncol`` columns per slot and their serialized form.
+
+    A subclass adds its own options (``type_one_side``, ``axis_neuron``, ...) around ``super().__init__``."""
+
+    ncol: ClassVar[int] = 4  # env-matrix columns per slot: 4 (s, s x/r, s y/r, s z/r), 1 radial only
+
+    def __init__(self, *, rcut: float, rcut_smth: float, sel: Sequence[int], neuron: Sequence[int],
+                 embeddings: NetworkCollection, davg: np.ndarray, dstd: np.ndarray,
+                 unused_nets: dict[int, dict[str, Any]] | None = None, resnet_dt: bool = False,
+                 trainable: bool = True, exclude_types: Sequence[Sequence[int]] = (), env_protection: float = 0.0,
+                 set_davg_zero: bool = False, activation_function: str = "tanh", precision: str = "float64",
+                 type_map: Sequence[str] | None = None, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
+        self.sel = [int(s) for s in sel]
+        self.ntypes = len(self.sel)
+        self.nnei = sum(self.sel)
+        self.sec = np.cumsum([0] + self.sel).tolist()
+        self.neuron = [int(n) for n in neuron]
+        self.resnet_dt, self.trainable = bool(resnet_dt), bool(trainable)
+        self.exclude_types = [list(map(int, p)) for p in exclude_types]
+        self.env_protection = float(env_protection)
+        self.set_davg_zero = bool(set_davg_zero)
+        self.activation_function = activation_function
+        self.precision = canonical_precision(precision)
+        self.type_map = list(type_map) if type_map is not None else None
+        self.embeddings = embeddings
+        # nets that are stored but never evaluated (see each descriptor), written back verbatim
+        self.unused_nets = dict(unused_nets or {})
+        self.davg, self.dstd = stat_variables(davg, dstd, self.ntypes, self.nnei, self.ncol)
+        self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
+
+    @classmethod
+    def input_options(cls, config: dict[str, Any], type_map: Sequence[str], sel: Sequence[int],
+                      neuron: Sequence[int]) -> dict[str, Any]:
+        """Constructor arguments the three read alike from DeePMD input keys (missing keys: DeePMD's defaults),
+        statistics zero mean and unit std."""
+        kw = net_options(config)
+        shape = (len(type_map), sum(sel), cls.ncol)
+        return {"rcut": config.get("rcut", 6.0), "rcut_smth": config.get("rcut_smth", 0.5), "sel": sel,
+                "neuron": neuron, "davg": np.zeros(shape), "dstd": np.ones(shape), "resnet_dt": kw["resnet_dt"],
+                "trainable": kw["trainable"], "exclude_types": config.get("exclude_types", []),
+                "env_protection": config.get("env_protection", 0.0),
+                "set_davg_zero": config.get("set_davg_zero", False),
+                "activation_function": kw["activation_function"], "precision": kw["precision"],
+                "type_map": type_map}
+
+    def neighbor_specs(self) -> list[NeighborSpec]:
+        return [NeighborSpec(self.rcut, tuple(self.sel), False)]
+
+    @property
+    def dim_emb(self) -> int:
+        return self.neuron[-1]
+
+    def stat_dict(self) -> dict[str, np.ndarray]:
+        """The serialized ``@variables``: ``davg`` and ``dstd`` in the descriptor's precision."""
+        np_dtype = np.dtype(self.precision)
+        return {"davg": self.davg.numpy().astype(np_dtype), "dstd": self.dstd.numpy().astype(np_dtype)}

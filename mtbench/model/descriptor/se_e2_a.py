@@ -14,20 +14,19 @@ import numpy as np
 import tensorflow as tf
 
 from mtbench.model.descriptor.base import (
-    Descriptor,
     DescriptorOutput,
     NeighborSpec,
     gather_pair_mask,
-    pair_exclude_table,
     partition_by_type,
     register_descriptor,
 )
 from mtbench.model.descriptor.common import (
+    SmoothDescriptor,
     check_plain,
     env_mat_dict,
     env_stat_sums_over,
+    net_options,
     serialized_options,
-    stat_variables,
 )
 from mtbench.model.env_mat import (
     Neighbors,
@@ -35,43 +34,24 @@ from mtbench.model.env_mat import (
     env_stat_to_davg_dstd,
     normalize_env,
 )
-from mtbench.model.networks import MLP, NetworkCollection, canonical_precision, tf_dtype
+from mtbench.model.networks import MLP, NetworkCollection, tf_dtype
 
 __all__ = ["DescrptSeA", "partition_by_type"]
 
 
 @register_descriptor("se_e2_a")
-class DescrptSeA(Descriptor):
+class DescrptSeA(SmoothDescriptor):
     neighbor_blocks = True  # accepts one Neighbors per neighbour-type block (see MultiTaskModel._neighbors)
 
-    def __init__(self, *, rcut: float, rcut_smth: float, sel: Sequence[int], neuron: Sequence[int],
-                 axis_neuron: int, embeddings: NetworkCollection, davg: np.ndarray, dstd: np.ndarray,
-                 resnet_dt: bool = False, trainable: bool = True, type_one_side: bool = True,
-                 exclude_types: Sequence[Sequence[int]] = (), env_protection: float = 0.0,
-                 set_davg_zero: bool = False, activation_function: str = "tanh", precision: str = "float64",
-                 type_map: Sequence[str] | None = None, skip_padding: bool = True,
-                 name: str | None = None) -> None:
-        """``skip_padding``: evaluate the embedding net on real neighbours only (:meth:`_contract_real`) where that
-        is exact; False forces the dense path (same numbers to rounding; for A/B checks and timing)."""
-        super().__init__(name=name)
+    def __init__(self, *, axis_neuron: int, type_one_side: bool = True, skip_padding: bool = True,
+                 **options: Any) -> None:
+        """``options``: :class:`SmoothDescriptor`'s. ``skip_padding``: evaluate the embedding net on real neighbours
+        only (:meth:`_contract_real`) where that is exact; False forces the dense path (same numbers to rounding;
+        for A/B checks and timing)."""
+        super().__init__(**options)
         self.skip_padding = bool(skip_padding)
-        self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
-        self.sel = [int(s) for s in sel]
-        self.ntypes = len(self.sel)
-        self.nnei = sum(self.sel)
-        self.neuron = [int(n) for n in neuron]
         self.axis_neuron = int(axis_neuron)
-        self.resnet_dt, self.trainable, self.type_one_side = bool(resnet_dt), bool(trainable), bool(type_one_side)
-        self.exclude_types = [list(map(int, p)) for p in exclude_types]
-        self.env_protection = float(env_protection)
-        self.set_davg_zero = bool(set_davg_zero)
-        self.activation_function = activation_function
-        self.precision = canonical_precision(precision)
-        self.type_map = list(type_map) if type_map is not None else None
-        self.embeddings = embeddings
-        self.davg, self.dstd = stat_variables(davg, dstd, self.ntypes, self.nnei, 4)
-        self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
-        self.sec = np.cumsum([0] + self.sel).tolist()
+        self.type_one_side = bool(type_one_side)
         self._check_uniform_stats()
 
     # --- construction -------------------------------------------------------------------------------------
@@ -83,23 +63,10 @@ class DescrptSeA(Descriptor):
             raise ValueError(f"model.descriptor.sel has {len(sel)} entries but type_map has {ntypes}")
         one_side = bool(config.get("type_one_side", False))  # DeePMD input default
         ndim = 1 if one_side else 2
-        precision = config.get("precision", "float64")
-        nets = [MLP.embedding(1, config["neuron"], rng=rng, activation_function=config.get("activation_function",
-                                                                                               "tanh"),
-                              resnet_dt=config.get("resnet_dt", False), precision=precision,
-                              trainable=config.get("trainable", True))
-                for _ in range(ntypes ** ndim)]
-        nnei = sum(sel)
-        return cls(rcut=config["rcut"], rcut_smth=config["rcut_smth"], sel=sel, neuron=config["neuron"],
-                   axis_neuron=config["axis_neuron"],
-                   embeddings=NetworkCollection(ndim, ntypes, "embedding_network", nets),
-                   davg=np.zeros((ntypes, nnei, 4)), dstd=np.ones((ntypes, nnei, 4)),
-                   resnet_dt=config.get("resnet_dt", False), trainable=config.get("trainable", True),
-                   type_one_side=one_side, exclude_types=config.get("exclude_types", []),
-                   env_protection=config.get("env_protection", 0.0),
-                   set_davg_zero=config.get("set_davg_zero", False),
-                   activation_function=config.get("activation_function", "tanh"), precision=precision,
-                   type_map=type_map)
+        nets = [MLP.embedding(1, config["neuron"], rng=rng, **net_options(config)) for _ in range(ntypes ** ndim)]
+        return cls(axis_neuron=config["axis_neuron"],
+                   embeddings=NetworkCollection(ndim, ntypes, "embedding_network", nets), type_one_side=one_side,
+                   **cls.input_options(config, type_map, sel, config["neuron"]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,8 +78,7 @@ class DescrptSeA(Descriptor):
             "activation_function": self.activation_function, "precision": self.precision, "spin": None,
             "env_mat": env_mat_dict(self.rcut, self.rcut_smth, self.env_protection),
             "embeddings": self.embeddings.to_dict(),
-            "@variables": {"davg": self.davg.numpy().astype(np.dtype(self.precision)),
-                           "dstd": self.dstd.numpy().astype(np.dtype(self.precision))},
+            "@variables": self.stat_dict(),
             "type_map": self.type_map,
         }
 
@@ -124,16 +90,9 @@ class DescrptSeA(Descriptor):
                    type_one_side=data.get("type_one_side", True), **serialized_options(data))
 
     # --- interface ----------------------------------------------------------------------------------------
-    def neighbor_specs(self) -> list[NeighborSpec]:
-        return [NeighborSpec(self.rcut, tuple(self.sel), False)]
-
     @property
     def dim_out(self) -> int:
         return self.neuron[-1] * self.axis_neuron
-
-    @property
-    def dim_emb(self) -> int:
-        return self.neuron[-1]
 
     def _blocks(self, nb: Neighbors | list[Neighbors]) -> list[Neighbors]:
         if isinstance(nb, list):

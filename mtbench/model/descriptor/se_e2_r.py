@@ -10,7 +10,7 @@ The numbers are those of DeePMD-kit v3's NumPy reference (``deepmd.dpmodel`` Des
 default) is not implemented by the NumPy reference; it follows DeePMD-kit's TensorFlow code instead: an excluded
 (centre, neighbour) type pair adds nothing, and its net is stored zeroed, as DeePMD-kit serializes it.
 
-The small helpers at the bottom are shared with :mod:`se_e3`.
+The constructor and the small helpers it shares with se_e2_a and se_e3 are in :mod:`.common`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,14 @@ import numpy as np
 import tensorflow as tf
 
 from mtbench.model.descriptor.base import (
-    Descriptor,
     DescriptorOutput,
     NeighborSpec,
     gather_pair_mask,
-    pair_exclude_table,
     partition_by_type,
     register_descriptor,
 )
 from mtbench.model.descriptor.common import (
+    SmoothDescriptor,
     assign_env_stats,
     check_plain,
     check_sel,
@@ -40,46 +39,26 @@ from mtbench.model.descriptor.common import (
     env_stat_sums_over,
     net_options,
     serialized_options,
-    stat_variables,
     symmetric_pairs,
     zero_network_dict,
 )
 from mtbench.model.env_mat import Neighbors, env_matrix, normalize_env
-from mtbench.model.networks import MLP, NetworkCollection, canonical_precision, tf_dtype
+from mtbench.model.networks import MLP, NetworkCollection, tf_dtype
 
 RADIAL_RESCALE = 0.2  # DeePMD's ``res_rescale`` of se_e2_r
 
 
 @register_descriptor("se_e2_r")
-class DescrptSeR(Descriptor):
+class DescrptSeR(SmoothDescriptor):
     serial_type = "se_r"  # the name DeePMD-kit writes in its serialized dict
+    ncol = 1  # radial only
 
-    def __init__(self, *, rcut: float, rcut_smth: float, sel: Sequence[int], neuron: Sequence[int],
-                 embeddings: NetworkCollection, davg: np.ndarray, dstd: np.ndarray,
-                 unused_nets: dict[int, dict[str, Any]] | None = None, resnet_dt: bool = False,
-                 trainable: bool = True, type_one_side: bool = True, exclude_types: Sequence[Sequence[int]] = (),
-                 env_protection: float = 0.0, set_davg_zero: bool = False, activation_function: str = "tanh",
-                 precision: str = "float64", type_map: Sequence[str] | None = None, name: str | None = None) -> None:
-        super().__init__(name=name)
-        self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
-        self.sel = [int(s) for s in sel]
-        self.ntypes = len(self.sel)
-        self.nnei = sum(self.sel)
-        self.sec = np.cumsum([0] + self.sel).tolist()
-        self.neuron = [int(n) for n in neuron]
-        self.resnet_dt, self.trainable, self.type_one_side = bool(resnet_dt), bool(trainable), bool(type_one_side)
-        self.exclude_types = [list(map(int, p)) for p in exclude_types]
-        self.env_protection = float(env_protection)
-        self.set_davg_zero = bool(set_davg_zero)
-        self.activation_function = activation_function
-        self.precision = canonical_precision(precision)
-        self.type_map = list(type_map) if type_map is not None else None
-        self.embeddings = embeddings
-        # nets that are stored but never evaluated (excluded pairs of the two-side form), written back verbatim
-        self.unused_nets = dict(unused_nets or {})
-        self.davg, self.dstd = stat_variables(davg, dstd, self.ntypes, self.nnei, 1)
-        self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
-        self._excluded = {(a, b) for a, b in self.exclude_types} | {(b, a) for a, b in self.exclude_types}
+    def __init__(self, *, type_one_side: bool = True, **options: Any) -> None:
+        """``options``: :class:`SmoothDescriptor`'s; ``unused_nets`` are the nets of excluded pairs of the two-side
+        form."""
+        super().__init__(**options)
+        self.type_one_side = bool(type_one_side)
+        self._excluded = symmetric_pairs(self.exclude_types)
 
     # --- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -105,17 +84,10 @@ class DescrptSeR(Descriptor):
                         unused[k] = zero_network_dict(1, neuron, **kw)
                     else:
                         nets[k] = MLP.embedding(1, neuron, rng=rng, **kw)
-        nnei = sum(sel)
-        return cls(rcut=config.get("rcut", 6.0), rcut_smth=config.get("rcut_smth", 0.5), sel=sel, neuron=neuron,
-                   embeddings=NetworkCollection(1 if one_side else 2, ntypes, "embedding_network", nets),
-                   davg=np.zeros((ntypes, nnei, 1)), dstd=np.ones((ntypes, nnei, 1)), unused_nets=unused,
-                   resnet_dt=kw["resnet_dt"], trainable=kw["trainable"], type_one_side=one_side,
-                   exclude_types=config.get("exclude_types", []), env_protection=config.get("env_protection", 0.0),
-                   set_davg_zero=config.get("set_davg_zero", False), activation_function=kw["activation_function"],
-                   precision=kw["precision"], type_map=type_map)
+        return cls(embeddings=NetworkCollection(1 if one_side else 2, ntypes, "embedding_network", nets),
+                   unused_nets=unused, type_one_side=one_side, **cls.input_options(config, type_map, sel, neuron))
 
     def to_dict(self) -> dict[str, Any]:
-        np_dtype = np.dtype(self.precision)
         return {
             "@class": "Descriptor", "type": self.serial_type, "@version": 2,
             "rcut": self.rcut, "rcut_smth": self.rcut_smth, "sel": list(self.sel), "neuron": list(self.neuron),
@@ -125,7 +97,7 @@ class DescrptSeR(Descriptor):
             "precision": self.precision, "spin": None,
             "env_mat": env_mat_dict(self.rcut, self.rcut_smth, self.env_protection),
             "embeddings": collection_dict(self.embeddings, self.unused_nets),
-            "@variables": {"davg": self.davg.numpy().astype(np_dtype), "dstd": self.dstd.numpy().astype(np_dtype)},
+            "@variables": self.stat_dict(),
             "type_map": self.type_map,
         }
 
@@ -142,15 +114,8 @@ class DescrptSeR(Descriptor):
         return cls(embeddings=embeddings, unused_nets=unused, type_one_side=one_side, **serialized_options(data))
 
     # --- interface ----------------------------------------------------------------------------------------
-    def neighbor_specs(self) -> list[NeighborSpec]:
-        return [NeighborSpec(self.rcut, tuple(self.sel), False)]
-
     @property
     def dim_out(self) -> int:
-        return self.neuron[-1]
-
-    @property
-    def dim_emb(self) -> int:
         return self.neuron[-1]
 
     @property

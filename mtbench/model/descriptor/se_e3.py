@@ -21,14 +21,13 @@ import numpy as np
 import tensorflow as tf
 
 from mtbench.model.descriptor.base import (
-    Descriptor,
     DescriptorOutput,
     NeighborSpec,
     gather_pair_mask,
-    pair_exclude_table,
     register_descriptor,
 )
 from mtbench.model.descriptor.common import (
+    SmoothDescriptor,
     assign_env_stats,
     check_plain,
     check_sel,
@@ -38,40 +37,16 @@ from mtbench.model.descriptor.common import (
     env_stat_sums_over,
     net_options,
     serialized_options,
-    stat_variables,
     symmetric_pairs,
     zero_network_dict,
 )
 from mtbench.model.env_mat import Neighbors, env_matrix, normalize_env
-from mtbench.model.networks import MLP, NetworkCollection, canonical_precision, tf_dtype
+from mtbench.model.networks import MLP, NetworkCollection, tf_dtype
 
 
 @register_descriptor("se_e3")
-class DescrptSeT(Descriptor):
-    def __init__(self, *, rcut: float, rcut_smth: float, sel: Sequence[int], neuron: Sequence[int],
-                 embeddings: NetworkCollection, davg: np.ndarray, dstd: np.ndarray,
-                 unused_nets: dict[int, dict[str, Any]] | None = None, resnet_dt: bool = False,
-                 trainable: bool = True, exclude_types: Sequence[Sequence[int]] = (), env_protection: float = 0.0,
-                 set_davg_zero: bool = False, activation_function: str = "tanh", precision: str = "float64",
-                 type_map: Sequence[str] | None = None, name: str | None = None) -> None:
-        super().__init__(name=name)
-        self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
-        self.sel = [int(s) for s in sel]
-        self.ntypes = len(self.sel)
-        self.nnei = sum(self.sel)
-        self.sec = np.cumsum([0] + self.sel).tolist()
-        self.neuron = [int(n) for n in neuron]
-        self.resnet_dt, self.trainable = bool(resnet_dt), bool(trainable)
-        self.exclude_types = [list(map(int, p)) for p in exclude_types]
-        self.env_protection = float(env_protection)
-        self.set_davg_zero = bool(set_davg_zero)
-        self.activation_function = activation_function
-        self.precision = canonical_precision(precision)
-        self.type_map = list(type_map) if type_map is not None else None
-        self.embeddings = embeddings
-        self.unused_nets = dict(unused_nets or {})  # the t1 > t2 nets, written back verbatim
-        self.davg, self.dstd = stat_variables(davg, dstd, self.ntypes, self.nnei, 4)
-        self._excl_table = pair_exclude_table(self.ntypes, self.exclude_types)
+class DescrptSeT(SmoothDescriptor):
+    """``unused_nets`` (a :class:`SmoothDescriptor` option): the t1 > t2 nets, written back verbatim."""
 
     # --- construction -------------------------------------------------------------------------------------
     @staticmethod
@@ -105,17 +80,10 @@ class DescrptSeT(Descriptor):
                 nets.append(MLP.from_dict(zero_network_dict(1, neuron, **kw), trainable=False))
             else:
                 nets.append(MLP.embedding(1, neuron, rng=rng, **kw))
-        nnei = sum(sel)
-        return cls(rcut=config.get("rcut", 6.0), rcut_smth=config.get("rcut_smth", 0.5), sel=sel, neuron=neuron,
-                   embeddings=NetworkCollection(2, ntypes, "embedding_network", nets),
-                   davg=np.zeros((ntypes, nnei, 4)), dstd=np.ones((ntypes, nnei, 4)), unused_nets=unused,
-                   resnet_dt=kw["resnet_dt"], trainable=kw["trainable"],
-                   exclude_types=config.get("exclude_types", []), env_protection=config.get("env_protection", 0.0),
-                   set_davg_zero=config.get("set_davg_zero", False), activation_function=kw["activation_function"],
-                   precision=kw["precision"], type_map=type_map)
+        return cls(embeddings=NetworkCollection(2, ntypes, "embedding_network", nets), unused_nets=unused,
+                   **cls.input_options(config, type_map, sel, neuron))
 
     def to_dict(self) -> dict[str, Any]:
-        np_dtype = np.dtype(self.precision)
         embeddings = collection_dict(self.embeddings, self.unused_nets)
         _, frozen = self._roles(self.ntypes, symmetric_pairs(self.exclude_types))
         for k in frozen:  # frozen here only; in the file they carry the descriptor's flag, as DeePMD writes them
@@ -129,7 +97,7 @@ class DescrptSeT(Descriptor):
             "embeddings": embeddings,
             "env_mat": env_mat_dict(self.rcut, self.rcut_smth, self.env_protection),
             "exclude_types": [list(p) for p in self.exclude_types], "env_protection": self.env_protection,
-            "@variables": {"davg": self.davg.numpy().astype(np_dtype), "dstd": self.dstd.numpy().astype(np_dtype)},
+            "@variables": self.stat_dict(),
             "type_map": self.type_map, "trainable": self.trainable,
         }
 
@@ -143,15 +111,8 @@ class DescrptSeT(Descriptor):
         return cls(embeddings=embeddings, unused_nets=unused, **serialized_options(data))
 
     # --- interface ----------------------------------------------------------------------------------------
-    def neighbor_specs(self) -> list[NeighborSpec]:
-        return [NeighborSpec(self.rcut, tuple(self.sel), False)]
-
     @property
     def dim_out(self) -> int:
-        return self.neuron[-1]
-
-    @property
-    def dim_emb(self) -> int:
         return self.neuron[-1]
 
     @property

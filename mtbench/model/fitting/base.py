@@ -14,32 +14,16 @@ import numpy as np
 import tensorflow as tf
 
 from mtbench.model.networks import MLP, Dense, NetworkCollection, canonical_precision, tf_dtype
+from mtbench.model.registry import ClassRegistry
 from mtbench.spec import registry as reg
 
-FITTINGS: dict[str, type["Fitting"]] = {}
+_CLASSES: ClassRegistry[type[Fitting]] = ClassRegistry("fitting", reg.FITTINGS)
+FITTINGS: dict[str, type[Fitting]] = _CLASSES.classes
 """Canonical fitting type (a key of :data:`mtbench.spec.registry.FITTINGS`) -> its class."""
 
 
-def register_fitting(name: str) -> Callable[[type["Fitting"]], type["Fitting"]]:
-    """Register a class under a canonical type of the spec registry, which owns the names and aliases."""
-    if name not in reg.FITTINGS:
-        raise ValueError(f"{name!r} is not a canonical fitting type of mtbench.spec.registry "
-                         f"(known: {', '.join(reg.FITTINGS)}); add a TypeEntry there first")
-
-    def deco(cls: type[Fitting]) -> type[Fitting]:
-        FITTINGS[name] = cls
-        cls.type_name = name
-        return cls
-
-    return deco
-
-
-def fitting_class(type_name: str) -> type["Fitting"]:
-    """The class of a fitting type or alias (aliases resolve in the spec registry)."""
-    name = reg.canonical_type("fitting", type_name)
-    if name is None or name not in FITTINGS:
-        raise KeyError(f"unknown fitting type {type_name!r}; known: {reg.known_types('fitting')}")
-    return FITTINGS[name]
+register_fitting = _CLASSES.register  # class decorator: @register_fitting("<canonical type>")
+fitting_class = _CLASSES.lookup  # the class of a fitting type or alias
 
 
 SharedLayers = dict[tuple[str, int], Dense]  # (layer_name, atom type or -1) -> the one shared layer
