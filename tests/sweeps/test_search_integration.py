@@ -19,6 +19,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from mtbench.sweeps.pareto import non_dominated  # noqa: E402
+from tests.sweeps.test_sweep_integration import FEW_STEPS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +34,6 @@ def env_for(cwd: Path, data_dir: Path) -> dict[str, str]:
            "MTBENCH_THREADS": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
-
-
-# 3 steps, one display after step 0: enough for a final evaluation of every task (debug=fast has 6 steps)
-FEW_STEPS = ("training.numb_steps=3", "training.disp_freq=3", "training.save_freq=3")
 
 
 def search_args(study: str, n_trials: int, *extra: str) -> list[str]:
