@@ -21,7 +21,8 @@ def test_replicate_sweep_reports_mean_and_std_per_setting(tmp_path: Path, tiny_b
     from mtbench.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
     proc = run_mtbench(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=fast", *FEW_STEPS,
-                        f"{KEY}=1,10", "sweep.replicates=3"], tmp_path, tiny_builtin_dir)
+                        f"{KEY}=1,10", "sweep.replicates=3"], tmp_path, tiny_builtin_dir,
+                       timeout=1800)  # 6 jobs: room for a loaded machine
     assert proc.returncode == 0, proc.stderr[-4000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("mtbench")
