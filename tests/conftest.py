@@ -48,6 +48,19 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_water_dataset(tmp_path_factory.mktemp("tiny_water"), **TINY_SETTINGS)
 
 
+@pytest.fixture(scope="session")
+def tiny_builtin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for ``MTBENCH_DATA_DIR`` whose built-in data (``builtin:water_tip3p/train``...) is the tiny set:
+    for subprocess runs of ``python -m mtbench`` with its default config (sweeps, searches) that test plumbing,
+    not learning. Generated in well under a second instead of the default set's half minute, and 8 molecules
+    with 2 validation frames per system keep every job's training and end-of-run evaluation short."""
+    from mtbench.data.synthetic import TINY_SETTINGS, builtin_root_path, generate_water_dataset
+
+    base = tmp_path_factory.mktemp("tiny_builtin")
+    generate_water_dataset(builtin_root_path(1, cache_dir=base), progress=False, **TINY_SETTINGS)
+    return base
+
+
 def tiny_spec_dict(root: Path, *, tasks: tuple[str, ...] = ("water_ener", "water_dipole"), steps: int = 6,
                    seed: int = 1) -> dict[str, Any]:
     """A small DeePMD v2 multi-task spec on ``root`` (tiny data); energy and/or dipole/polar heads."""

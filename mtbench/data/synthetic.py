@@ -157,15 +157,21 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def builtin_root_path(seed: int = 1, *, cache_dir: str | Path | None = None) -> Path:
+    """Where the built-in data for ``seed`` lives in the cache (generated or not): the one owner of that name."""
+    seed = _check_seed(seed)
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return base / f"water-v{GENERATOR_VERSION}-seed{seed}"
+
+
 def builtin_data_root(seed: int = 1, *, cache_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Root folder of the built-in data for ``seed``, generating it once if missing.
 
     Generation goes to a temporary folder that is renamed into place, under a file lock, so
     parallel processes (sweeps) never see a half-written set and generate it only once.
     """
-    seed = _check_seed(seed)
-    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    root = base / f"water-v{GENERATOR_VERSION}-seed{seed}"
+    root = builtin_root_path(seed, cache_dir=cache_dir)
+    base = root.parent
     if _is_complete(root):
         return root
     try:

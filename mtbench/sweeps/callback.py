@@ -46,6 +46,7 @@ from mtbench.sweeps.plan import (
     inject_job_env,
     job_run_name,
     plan_sweep,
+    sweep_label,
     swept_values,
 )
 from mtbench.sweeps.report import finalize_sweep
@@ -119,7 +120,7 @@ class SweepTracking(Callback):
         plan = plan_sweep(config)
         self._planned = len(plan.jobs) if plan.jobs is not None else None
         name = str((config.get("sweep") or {}).get("name") or "") if "sweep" in config else ""
-        label = name or ", ".join(display_key(k) for k in plan.keys) or "sweep"
+        label = sweep_label(name, plan.keys)
         tags = {
             RUN_TYPE_TAG: "sweep",
             SWEEP_DIR_TAG: str(self._sweep_dir),

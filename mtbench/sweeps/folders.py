@@ -17,7 +17,7 @@ from mtbench.rundir import RunDir
 from mtbench.sweeps.mlflow_reader import add_mlflow_diagnostics
 from mtbench.sweeps.model import DONE, Curve, Job, Sweep, job_sort_key, requested_from_spec
 from mtbench.sweeps.model import num as _num
-from mtbench.sweeps.plan import ENV_PARENT, ENV_TRACKING_URI, plan_sweep, swept_values, varying_keys
+from mtbench.sweeps.plan import ENV_PARENT, ENV_TRACKING_URI, plan_sweep, sweep_label, swept_values, varying_keys
 from mtbench.train.lcurve import read_lcurve as read_lcurve_file
 
 log = logging.getLogger("mtbench.compare")
@@ -96,7 +96,7 @@ def load_sweep_dir(sweep_dir: str | Path, *, with_mlflow: bool = True) -> Sweep:
         raise DataError(str(sweep_dir), "no job directories (<n>/input.json) in this sweep directory")
     master = _load_yaml(root / "multirun.yaml")
     keys: list[str] = []
-    name = root.name
+    name = ""
     if master is not None:
         try:
             keys = plan_sweep(master).keys
@@ -109,8 +109,8 @@ def load_sweep_dir(sweep_dir: str | Path, *, with_mlflow: bool = True) -> Sweep:
     if not keys:
         keys = varying_keys([ov for _, ov in loaded])
         loaded = [load_job_dir(d, keys) for d in job_dirs]
-    if name == root.name and keys:  # named like the sweep's parent run: by what it sweeps
-        name = "+".join(k.rsplit(".", 1)[-1] for k in keys)
+    # named as the live report names it (the parent run's sweep.name); the folder's name when nothing is swept
+    name = sweep_label(name, keys) if (name or keys) else root.name
     sweep = Sweep(jobs=[j for j, _ in loaded], keys=keys, source=str(root), sweep_dir=root, name=name)
     for d in job_dirs:
         hydra_cfg = _load_yaml(d / ".hydra" / "hydra.yaml")

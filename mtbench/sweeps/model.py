@@ -144,9 +144,10 @@ class Sweep:
         full = self.full_primary(task)
         return ("full", full) if full else ("val", self.primary(task))
 
-    def ranked_value(self, job: Job, task: str) -> float:
-        """``job``'s value of :meth:`ranking` (what "best job per task" compares)."""
-        source, metric = self.ranking(task)
+    def ranked_value(self, job: Job, task: str, ranking: tuple[str, str] | None = None) -> float:
+        """``job``'s value of :meth:`ranking` (what "best job per task" compares); pass ``ranking`` when ranking
+        many jobs, so it is looked up once rather than once per job."""
+        source, metric = ranking or self.ranking(task)
         return job.full_value(task, metric) if source == "full" else job.final_value(task, metric)
 
     def ranking_label(self, task: str) -> str:
@@ -178,15 +179,17 @@ class Sweep:
         """The jobs grouped by their values of :attr:`setting_keys`, in job order (one job each when no seed is
         swept)."""
         groups: dict[tuple[str, ...], Setting] = {}
+        keys, replicated = self.setting_keys, self.replicated  # once, not once per job
         for job in self.jobs:
-            values = {k: job.swept.get(k, "") for k in self.setting_keys}
-            key = tuple(values.values()) if self.replicated else (job.label,)
+            values = {k: job.swept.get(k, "") for k in keys}
+            key = tuple(values.values()) if replicated else (job.label,)
             groups.setdefault(key, Setting(values, [])).jobs.append(job)
         return list(groups.values())
 
     def setting_spread(self, setting: Setting, task: str) -> Spread:
         """Mean and std over the setting's finished jobs of the value each job is ranked on for ``task``."""
-        return spread(self.ranked_value(j, task) for j in setting.jobs if j.ok)
+        ranking = self.ranking(task)
+        return spread(self.ranked_value(j, task, ranking) for j in setting.jobs if j.ok)
 
     def best_settings(self, task: str) -> list[tuple[Setting, Spread]]:
         """Settings with a finite mean for ``task``, lowest mean first."""
@@ -194,7 +197,8 @@ class Sweep:
         return sorted([(s, sp) for s, sp in ranked if math.isfinite(sp.mean)], key=lambda x: x[1].mean)
 
     def best_job(self, task: str) -> Job | None:
-        ranked = [(self.ranked_value(j, task), j) for j in self.jobs if j.ok]
+        ranking = self.ranking(task)
+        ranked = [(self.ranked_value(j, task, ranking), j) for j in self.jobs if j.ok]
         ranked = [(v, j) for v, j in ranked if math.isfinite(v)]
         return min(ranked, key=lambda x: x[0])[1] if ranked else None
 
@@ -236,7 +240,7 @@ def short_key(key: str, keys: Sequence[str]) -> str:
 
 def job_title(job: Job, keys: Sequence[str]) -> str:
     """``#3 fitting_weight.water_ener=4, seed=2``."""
-    values = setting_label({k: job.swept[k] for k in keys if k in job.swept})
+    values = setting_label({k: v for k in keys if (v := job.swept.get(k)) is not None})
     return f"#{job.label} {values}".strip()
 
 

@@ -46,6 +46,13 @@ def setting_label(values: Mapping[str, str]) -> str:
     return ", ".join(f"{display_key(k)}={v}" for k, v in values.items())
 
 
+def sweep_label(name: str | None, keys: Sequence[str]) -> str:
+    """What a sweep is called in its parent run, its report titles and plots: ``sweep.name`` when set, else what
+    it sweeps (``fitting_weight.water_dipole, seed``), else ``sweep``. The live report (from the parent run's
+    ``sweep.name`` tag) and a report rebuilt from the folders both use it."""
+    return str(name or "") or ", ".join(display_key(k) for k in keys) or "sweep"
+
+
 def job_run_name(num: Any, overrides: Sequence[str], keys: Sequence[str]) -> str:
     """A sweep job's MLflow run name: what it varies (``fitting_weight.water_ener=4, seed=2``), ``job<num>`` when
     the swept keys are unknown."""

@@ -30,11 +30,15 @@ def summarize(sweep: Sweep, planned_jobs: int | None = None
     n = max(len(jobs), planned_jobs or 0)
     ok = sum(j.ok for j in jobs)
     running = sum(j.status == "RUNNING" for j in jobs)
-    tags = {"sweep.jobs": str(n), "sweep.succeeded": str(ok), "sweep.failed": str(n - ok - running)}
+    killed = sum(j.status == "KILLED" for j in jobs)  # stopped, or found stale (a search then replaces the trial)
+    failed = n - ok - running - killed
+    tags = {"sweep.jobs": str(n), "sweep.succeeded": str(ok), "sweep.failed": str(failed)}
     if running:
         tags["sweep.running"] = str(running)
+    if killed:
+        tags["sweep.killed"] = str(killed)
     metrics: dict[str, list[tuple[float, int]]] = {
-        "sweep/jobs": [(n, 0)], "sweep/succeeded": [(ok, 0)], "sweep/failed": [(n - ok - running, 0)]}
+        "sweep/jobs": [(n, 0)], "sweep/succeeded": [(ok, 0)], "sweep/failed": [(failed, 0)]}
     for t in sweep.tasks:
         m = sweep.ranking_label(t).replace(" ", "_")
         best = sweep.best_job(t)
@@ -152,9 +156,12 @@ def finalize_sweep(parent_run_id: str, *, tracking_uri: str, output_dir: str | P
         sweep.sweep_dir = sweep_dir
     tags, metrics = summarize(sweep, planned_jobs)
     failed = int(tags["sweep.failed"])
+    ok = int(tags["sweep.succeeded"])
+    # a killed job fails the sweep unless others made up the plan (a resumed search's replacement trials)
+    short = bool(tags.get("sweep.killed")) and ok < (planned_jobs or len(sweep.jobs))
     if aborted and any(j.status in ("RUNNING", "KILLED") for j in sweep.jobs):
         status = "KILLED"
-    elif aborted or failed or not any(j.ok for j in sweep.jobs):
+    elif aborted or failed or short or not ok:
         status = "FAILED"
     else:
         status = "FINISHED"

@@ -11,8 +11,8 @@ is imported here, when a search starts, so Hydra's plugin scan stays fast.
   :class:`mtbench.train.run.RunResult`), or ``weighted`` (one scalar ``sum_t w_t e_t / sum_t w_t``).
 - Trials run in batches of ``n_jobs`` through the configured launcher (job number = trial number).
 - The study lives in SQLite (default ``<sweep dir>.optuna.db``, beside the sweep folder). Rerunning the same
-  command loads it: finished trials are kept, trials a kill left RUNNING are marked FAIL, the budget ``n_trials``
-  counts finished trials.
+  command loads it: finished trials are kept, trials a kill left RUNNING are marked FAIL (and their MLflow child
+  runs KILLED, tag ``mtbench.stale``), the budget ``n_trials`` counts finished trials.
 """
 
 from __future__ import annotations
@@ -193,14 +193,33 @@ class Search:
             raise SearchError(f"study {name!r} has {len(study.directions)} objectives, this search "
                               f"{n_objectives}; choose another hydra.sweeper.study_name")
         study.set_user_attr(DEFINITION_ATTR, definition)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            study.set_user_attr(INTERRUPTED_ATTR, [*study.user_attrs.get(INTERRUPTED_ATTR, []), t.number])
-            study.tell(t.number, state=TrialState.FAIL)
-            log.warning("trial %d was left running by an interrupted search: marked failed", t.number)
+        left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))]
+        self.interrupt(study, left, "was left running by an interrupted search")
         if existing is not None:  # printed: mtbench's logging is set up by the first job, after this
             print(f"mtbench: search: resuming study {name!r} ({storage}), {done} trials so far", flush=True)
         self.storage = storage
         return study
+
+    def trial_dir(self, number: int) -> Path:
+        """The run folder of trial ``number`` (Hydra's ``<sweep dir>/<job num>``, job number = trial number)."""
+        return self.sweep_dir.resolve() / str(number)
+
+    def interrupt(self, study: Any, numbers: Sequence[int], why: str) -> None:
+        """Trials whose process is gone (a killed search or worker): FAIL in the study, not counted towards
+        ``n_trials``, and their MLflow child run, left RUNNING by the dead process, ended as KILLED with the
+        ``mtbench.stale`` tag (:func:`mtbench.tracking.stale.mark_stale`; a folder a live process holds is left
+        alone)."""
+        from optuna.trial import TrialState
+
+        from mtbench.rundir import RunDir
+        from mtbench.tracking.stale import mark_stale
+
+        for number in numbers:
+            study.set_user_attr(INTERRUPTED_ATTR, [*study.user_attrs.get(INTERRUPTED_ATTR, []), number])
+            study.tell(number, state=TrialState.FAIL)
+            log.warning("trial %d %s: marked failed", number, why)
+            print(f"mtbench: search: trial {number} {why}: marked failed", flush=True)
+            mark_stale(RunDir(self.trial_dir(number)), "a resumed search")
 
     def finished(self, study: Any) -> int:
         from optuna.trial import TrialState
@@ -239,9 +258,13 @@ class Search:
                 raise SearchError(f"trial numbers {numbers} are not consecutive: is another process using "
                                   f"the study {self.storage}?")
             self.validate(batch)
-            results = self.launcher.launch(batch, initial_job_idx=numbers[0])
+            try:
+                results = self.launcher.launch(batch, initial_job_idx=numbers[0])
+            except BaseException:  # a worker killed (joblib: TerminatedWorkerError), Ctrl-C: no result came back
+                self.interrupt(study, numbers, "was cut short (its launch raised)")
+                raise
             for trial, res in zip(trials, results):
-                trial.set_user_attr("run_dir", str(self.sweep_dir.resolve() / str(trial.number)))
+                trial.set_user_attr("run_dir", str(self.trial_dir(trial.number)))
                 if res.status != JobStatus.COMPLETED:
                     study.tell(trial, state=TrialState.FAIL)
                     log.warning("trial %d failed (%s)", trial.number, _error_line(res))

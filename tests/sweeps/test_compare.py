@@ -48,6 +48,7 @@ def test_sweep_dir_jobs_keys_and_status(sweep_dir: Path) -> None:
     assert sweep.jobs[1].requested["water_dipole"] == pytest.approx(5 / 15)
     assert sweep.best_job("water_ener").label == "0"  # smallest dipole weight
     assert sweep.best_job("water_dipole").label == "1"  # job 2 failed: not eligible
+    assert sweep.name == "fitting_weight.water_dipole"  # titled by what it sweeps, as the live report (no sweep.name)
 
 
 def test_keys_fall_back_to_what_varies(sweep_dir: Path) -> None:

@@ -100,7 +100,7 @@ def test_a_sweep_without_seeds_keeps_one_row_per_job(tmp_path: Path) -> None:
 
 def test_names_say_what_a_run_varies() -> None:
     from mtbench.sweeps.callback import parent_run_name
-    from mtbench.sweeps.plan import display_key, job_note, job_run_name, setting_label
+    from mtbench.sweeps.plan import display_key, job_note, job_run_name, setting_label, sweep_label
 
     assert display_key(KEY) == "fitting_weight.water_dipole" and display_key(SEED) == "seed"
     assert display_key("descriptor") == "descriptor"
@@ -109,6 +109,9 @@ def test_names_say_what_a_run_varies() -> None:
     assert job_run_name(3, overrides, []) == "job3"
     assert "fitting_weight.water_dipole=4" in job_note(3, overrides, [KEY, SEED])
     assert setting_label({KEY: "1"}) == "fitting_weight.water_dipole=1"
+    # a sweep's name: sweep.name when set, else what it sweeps, as the live and the rebuilt report title it
+    assert sweep_label(None, [KEY, SEED]) == "fitting_weight.water_dipole, seed"
+    assert sweep_label("fitting_weight", [KEY]) == "fitting_weight" and sweep_label("", []) == "sweep"
     a, b = parent_run_name("x", 0.0), parent_run_name("x", 3600.0)
     assert a != b and a[:14] != b[:14]  # the time stamp leads: truncated names still differ
 

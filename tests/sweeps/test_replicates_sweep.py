@@ -1,4 +1,4 @@
-"""A real 2-setting x 3-seed sweep (subprocess, tiny step count): the report's two rows hold the mean and std of the
+"""A real 2-setting x 3-seed sweep (subprocess, the tiny set as the built-in data, 3 steps): the report's two rows hold the mean and std of the
 children's own final metrics; the experiment opens in the UI's model-training mode; runs are named by what they
 vary."""
 
@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.sweeps.test_sweep_integration import KEY, TASKS, run_mtbench, sweep_dirs
+from tests.sweeps.test_sweep_integration import FEW_STEPS, KEY, TASKS, run_mtbench, sweep_dirs
 
 pytestmark = pytest.mark.slow
 
 
-def test_replicate_sweep_reports_mean_and_std_per_setting(tmp_path: Path,
-                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_replicate_sweep_reports_mean_and_std_per_setting(tmp_path: Path, tiny_builtin_dir: Path) -> None:
     from mlflow import MlflowClient
 
     from mtbench.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
-    proc = run_mtbench(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=fast", f"{KEY}=1,10",
-                        "sweep.replicates=3"], tmp_path, tmp_path_factory.mktemp("builtin_data"))
+    proc = run_mtbench(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=fast", *FEW_STEPS,
+                        f"{KEY}=1,10", "sweep.replicates=3"], tmp_path, tiny_builtin_dir,
+                       timeout=1800)  # 6 jobs: room for a loaded machine
     assert proc.returncode == 0, proc.stderr[-4000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("mtbench")
@@ -47,3 +47,14 @@ def test_replicate_sweep_reports_mean_and_std_per_setting(tmp_path: Path,
             assert float(row[f"{task}/final_{metric}_std"]) == pytest.approx(statistics.stdev(values), rel=1e-12)
     with open(sweep_dirs(tmp_path)[0] / "compare" / "summary_jobs.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 6
+    # the report rebuilt from the folders alone carries the live report's title (what is swept)
+    from mtbench.sweeps.folders import load_sweep_dir
+    from mtbench.sweeps.report import write_report
+
+    live = (sweep_dirs(tmp_path)[0] / "compare" / "summary.md").read_text().splitlines()[0]
+    assert live == "# Sweep comparison: fitting_weight.water_dipole, seed"
+    assert parent.data.tags["sweep.name"] == "fitting_weight.water_dipole, seed"
+    rebuilt = load_sweep_dir(sweep_dirs(tmp_path)[0], with_mlflow=False)
+    assert rebuilt.name == parent.data.tags["sweep.name"]
+    write_report(rebuilt, tmp_path / "rebuilt")
+    assert (tmp_path / "rebuilt" / "summary.md").read_text().splitlines()[0] == live

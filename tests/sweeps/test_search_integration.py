@@ -1,5 +1,6 @@
 """Real searches in subprocesses (``python -m mtbench -m hydra/sweeper=optuna``, tiny runs): the joblib launcher
-with 2 jobs at a time and 2 objectives, and a search killed between trials then resumed by the same command."""
+with 2 jobs at a time and 2 objectives, and a search killed in the middle of a trial then resumed by the same
+command. Both run on the tiny set as the built-in data (``tiny_builtin_dir``) and 3 steps per trial."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from mtbench.sweeps.pareto import non_dominated  # noqa: E402
+from tests.sweeps.test_sweep_integration import FEW_STEPS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -36,13 +38,13 @@ def env_for(cwd: Path, data_dir: Path) -> dict[str, str]:
 
 def search_args(study: str, n_trials: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "mtbench", "-m", "hydra/sweeper=optuna", f"hydra.sweeper.study_name={study}",
-            f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.seed=3", "debug=fast",
+            f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.seed=3", "debug=fast", *FEW_STEPS,
             f"{KEY}=tag(log,interval(0.5,50))", "learning_rate.start_lr=choice(0.001,0.003)", *extra]
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("builtin_data")
+def data_dir(tiny_builtin_dir: Path) -> Path:
+    return tiny_builtin_dir  # the tiny set as the built-in data: these tests check plumbing, not learning
 
 
 def runs_of(db: Path):
@@ -114,38 +116,61 @@ def completed(storage: Path) -> int:
         return 0
 
 
-def test_search_resumes_after_a_kill(tmp_path: Path, data_dir: Path) -> None:
-    args = search_args("r", 3)
+def trial_started(out: Path, study: str, number: int) -> bool:
+    """Trial ``number``'s job has its MLflow child run (RUNNING) and is training: a kill now cuts it short."""
+    return (out / "search" / study / str(number) / "tracking_run.json").is_file()
+
+
+def test_search_resumes_after_a_kill_during_a_trial(tmp_path: Path, data_dir: Path) -> None:
+    n_trials = 2
+    args = search_args("r", n_trials)
     env = env_for(tmp_path, data_dir)
-    storage = tmp_path / "outputs" / "search" / "r.optuna.db"
+    out = tmp_path / "outputs"
+    storage = out / "search" / "r.optuna.db"
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.time() + 1200
-    while completed(storage) < 1 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.5)
+    # the first trial done, the second one running (its child run exists): kill in the middle of a trial
+    while not (completed(storage) >= 1 and trial_started(out, "r", 1)) and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.2)
     assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
     os.killpg(proc.pid, signal.SIGKILL)  # the whole search, as a lost node or `kill -9` would
     proc.wait(timeout=60)
     log.close()
     first = optuna.load_study(study_name="r", storage=f"sqlite:///{storage}").get_trials()
     done_before = [t for t in first if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(done_before) >= 1 and len(done_before) < 3
+    assert len(done_before) >= 1 and len(done_before) < n_trials
+    interrupted = [t for t in first if t.state == optuna.trial.TrialState.RUNNING]
+    assert [t.number for t in interrupted] == [1]  # killed during trial 1
+    client, _, children = runs_of(out / "mlflow.db")
+    assert sorted(c.info.status for c in children) == ["FINISHED", "RUNNING"]  # what the resume must clean up
+
     again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
     assert again.returncode == 0, again.stderr[-4000:]
     assert "resuming study 'r'" in again.stdout
+    assert "trial 1 was left running by an interrupted search: marked failed" in again.stdout
     trials = optuna.load_study(study_name="r", storage=f"sqlite:///{storage}").get_trials()
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 3  # the budget counts the trials already done
+    assert len(complete) == n_trials  # the budget counts the trials already done
     for t in done_before:  # kept as they were, not re-run
         same = trials[t.number]
         assert (same.state, same.values, same.params) == (t.state, t.values, t.params)
-    interrupted = [t for t in first if t.state == optuna.trial.TrialState.RUNNING]
     for t in interrupted:  # the trial the kill cut short is marked failed, its number not reused
         assert trials[t.number].state == optuna.trial.TrialState.FAIL
-    assert len(trials) == 3 + len(interrupted)
+    assert len(trials) == n_trials + len(interrupted)
     # every completed trial is a finished child of the one parent run, which the rerun continued
-    _, parents, children = runs_of(tmp_path / "outputs" / "mlflow.db")
+    _, parents, children = runs_of(out / "mlflow.db")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     finished = {int(c.data.tags["sweep.job"]) for c in children if c.info.status == "FINISHED"}
     assert finished == {t.number for t in complete}
+    # no run is left RUNNING when its process is gone: the cut-short trial's child is KILLED, tagged stale
+    assert not [r.info.run_name for r in client.search_runs([parents[0].info.experiment_id])
+                if r.info.status == "RUNNING"]
+    by_folder = {Path(c.data.tags["mtbench.run_dir"]).name: c for c in children}  # a killed job has no sweep.job
+    for t in interrupted:
+        child = by_folder[str(t.number)]
+        assert child.info.status == "KILLED"
+        assert "marked KILLED by a resumed search" in child.data.tags["mtbench.stale"]
+    assert parents[0].data.tags["sweep.killed"] == str(len(interrupted))

@@ -24,6 +24,8 @@ from mtbench.sweeps.callback import JOB_TAG
 
 KEY = "training.fitting_weight.water_dipole"
 TASKS = ("water_ener", "water_dipole")
+# 3 steps, one display after step 0: enough for a final evaluation of every task (debug=fast has 6 steps)
+FEW_STEPS = ("training.numb_steps=3", "training.disp_freq=3", "training.save_freq=3")
 
 
 def run_mtbench(args: list[str], cwd: Path, data_dir: Path, env_extra: dict | None = None,
@@ -41,8 +43,8 @@ def sweep_dirs(cwd: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("builtin_data")
+def data_dir(tiny_builtin_dir: Path) -> Path:
+    return tiny_builtin_dir  # the tiny set as the built-in data: these tests check plumbing, not learning
 
 
 def free_port() -> int:

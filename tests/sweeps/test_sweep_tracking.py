@@ -386,3 +386,17 @@ def test_a_name_that_is_nothing_says_what_was_tried(store, tmp_path: Path, monke
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2 and "a sweep is needed" in capsys.readouterr().err
+
+
+def test_killed_jobs_are_counted_apart_from_failed_ones() -> None:
+    """A resumed search's cut-short trial (KILLED, then replaced) is not a failed job of the sweep."""
+    from mtbench.sweeps.model import DONE, Job, Sweep
+    from mtbench.sweeps.report import summarize
+
+    jobs = [Job(label=str(i), status=s) for i, s in enumerate((DONE, "KILLED", DONE, "FAILED", DONE))]
+    tags, metrics = summarize(Sweep(jobs=jobs, keys=[], source="test"), planned_jobs=3)
+    assert (tags["sweep.jobs"], tags["sweep.succeeded"], tags["sweep.failed"], tags["sweep.killed"]) == \
+        ("5", "3", "1", "1")
+    assert metrics["sweep/failed"] == [(1, 0)]
+    tags, _ = summarize(Sweep(jobs=jobs[:3], keys=[], source="test"), planned_jobs=3)
+    assert (tags["sweep.failed"], tags["sweep.killed"]) == ("0", "1")
