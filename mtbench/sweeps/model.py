@@ -238,6 +238,19 @@ def short_key(key: str, keys: Sequence[str]) -> str:
     return last
 
 
+def point_label(values: Mapping[str, Any], keys: Sequence[str], prefix: str = "") -> str:
+    """``#3 water_dipole=2.48``: swept values with short keys and 3 significant digits, for labels that must fit
+    beside a point or in a legend (a search's weights have 16 digits)."""
+    def fmt(v: Any) -> str:
+        try:
+            return f"{float(v):.3g}"
+        except (TypeError, ValueError):
+            return str(v)
+
+    vals = ", ".join(f"{short_key(k, keys)}={fmt(values[k])}" for k in keys if values.get(k) is not None)
+    return " ".join(p for p in (prefix, vals) if p)
+
+
 def job_title(job: Job, keys: Sequence[str]) -> str:
     """``#3 fitting_weight.water_ener=4, seed=2``."""
     values = setting_label({k: v for k in keys if (v := job.swept.get(k)) is not None})

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from mtbench.sweeps.model import Job, Sweep, short_key
+from mtbench.sweeps.model import Job, Sweep, point_label, short_key
 
 PLOT_NAME = "pareto.png"
 CSV_NAME = "pareto.csv"
@@ -48,20 +48,13 @@ def pareto_jobs(sweep: Sweep) -> list[Job]:
 
 
 def _label(job: Job, sweep: Sweep) -> str:
-    def fmt(v: str) -> str:
-        try:
-            return f"{float(v):.3g}"
-        except ValueError:
-            return v
-
-    vals = ", ".join(f"{short_key(k, sweep.keys)}={fmt(job.swept[k])}" for k in sweep.keys if k in job.swept)
-    return f"#{job.label}" + (f" {vals}" if vals else "")
+    return point_label(job.swept, sweep.keys, f"#{job.label}")
 
 
 def plot(sweep: Sweep, out: Path) -> Path | None:
     """``pareto.png``: every finished job on each pair of tasks (up to 3 pairs), colored by job number (a search's
     progress), the non-dominated ones circled in red and labelled with what they set."""
-    from mtbench.plotting import pyplot, save_figure
+    from mtbench.plotting import annotate_apart, pyplot, save_figure
 
     tasks, jobs, values = objectives(sweep)
     front = set(non_dominated(values))
@@ -81,11 +74,6 @@ def plot(sweep: Sweep, out: Path) -> Path | None:
         if len(pairs) == 1 and len(on) > 1:  # with two tasks the front is a staircase
             ax.step([xs[i] for i in on], [ys[i] for i in on], where="post", color="tab:red", lw=1, ls="--",
                     zorder=2)
-        mid = (min(xs[i] for i in on) + max(xs[i] for i in on)) / 2
-        for i in on:  # labels point inwards, so the right-most one stays inside the axes
-            right = len(on) > 1 and xs[i] > mid
-            ax.annotate(_label(jobs[i], sweep), (xs[i], ys[i]), textcoords="offset points",
-                        xytext=(-6 if right else 6, 5), ha="right" if right else "left", fontsize=7)
         ax.set_xlabel(f"{tasks[a]}: {sweep.ranking_label(tasks[a])} (validation)")
         ax.set_ylabel(f"{tasks[b]}: {sweep.ranking_label(tasks[b])} (validation)")
         ax.grid(alpha=0.3)
@@ -93,6 +81,9 @@ def plot(sweep: Sweep, out: Path) -> Path | None:
         ax.legend(fontsize=8, loc="upper right")
         fig.colorbar(sc, ax=ax, label="job (trial) number")
     fig.suptitle(f"{sweep.name}: Pareto front of the final validation errors (lower left is better)", fontsize=11)
+    for ax, (a, b) in zip(axes[0], pairs):
+        on = sorted(front, key=lambda i: (values[i][a], values[i][b]))
+        annotate_apart(ax, [(values[i][a], values[i][b]) for i in on], [_label(jobs[i], sweep) for i in on])
     return save_figure(fig, out / PLOT_NAME, dpi=110)
 
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mtbench.plotting import pyplot, save_figure
-from mtbench.sweeps.model import Job, Sweep, axis_key, job_title, short_key
+from mtbench.plotting import annotate_apart, pyplot, save_figure
+from mtbench.sweeps.model import Job, Sweep, axis_key, job_title, point_label, short_key
 from mtbench.sweeps.pareto import front_2d
 from mtbench.sweeps.stats import spread
 
@@ -150,13 +150,13 @@ def _tradeoff_points(sweep: Sweep, task_a: str, task_b: str
     """``(label, x, y, x_std, y_std)``: one point per finished job, or per setting (means ± std over its seeds)
     when the sweep has replicates."""
     if not sweep.replicated:
-        return [(_title(j, sweep), sweep.ranked_value(j, task_a), sweep.ranked_value(j, task_b), 0.0, 0.0)
+        return [(point_label(j.swept, sweep.keys, f"#{j.label}"), sweep.ranked_value(j, task_a), sweep.ranked_value(j, task_b), 0.0, 0.0)
                 for j in sweep.jobs if j.ok]
     pts = []
     for s in sweep.settings():
         a, b = sweep.setting_spread(s, task_a), sweep.setting_spread(s, task_b)
         if a.n:
-            pts.append((s.title(), a.mean, b.mean, a.std if math.isfinite(a.std) else 0.0,
+            pts.append((point_label(s.values, sweep.keys) or s.title(), a.mean, b.mean, a.std if math.isfinite(a.std) else 0.0,
                         b.std if math.isfinite(b.std) else 0.0))
     return pts
 
@@ -176,7 +176,6 @@ def tradeoff(sweep: Sweep, out: Path, task_a: str, task_b: str) -> Path | None:
                         capsize=3, lw=1, zorder=2)
         ax.scatter([x], [y], s=60 if on else 30, color="tab:red" if on else "tab:gray",
                    edgecolor="black" if on else "none", zorder=3)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
     unit = "setting" if sweep.replicated else "job"
     if len(front) > 1:
         ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="tab:red", lw=1,
@@ -188,6 +187,7 @@ def tradeoff(sweep: Sweep, out: Path, task_a: str, task_b: str) -> Path | None:
     ax.set_title(_heading(f"trade-off, one point per {per} (lower left is better)", sweep), fontsize=10)
     ax.margins(x=0.35, y=0.12)  # room for the labels
     ax.grid(alpha=0.3)
+    annotate_apart(ax, [(x, y) for _, x, y, _, _ in pts], [label for label, *_ in pts])
     return _save(fig, out / f"tradeoff_{task_a}__{task_b}.png")
 
 
