@@ -209,3 +209,30 @@ def test_killed_worker_stops_the_other_with_one_line(tiny_data: Path, tmp_path: 
     from mtbench.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(str(tmp_path / "run"))["state"]["step"] % 5 == 0
+
+
+@pytest.mark.parametrize("started", [0, 1])
+def test_worker_that_never_joins_stops_the_other_with_one_line(tiny_data: Path, tmp_path: Path,
+                                                               started: int) -> None:
+    """TF_CONFIG lists 2 workers, only one is started (the chief, or worker 1): it exits 2 within the startup
+    bound (training.collective_timeout) with one line naming the missing worker and its address, and the run
+    folder was never created."""
+    from mtbench.launch import free_ports
+    from mtbench.train.distributed import tf_config
+
+    timeout = 15
+    inp = _write(tmp_path / "mw.json", _spec(tiny_data, batch=1, distributed="multi_worker",
+                                             collective_timeout=timeout))
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    env = {**_env(), "TF_CONFIG": tf_config(addresses, started)}
+    t0 = time.monotonic()
+    proc = subprocess.run(_train_cmd(inp, tmp_path / "run", tmp_path / "out"), env=env, capture_output=True,
+                          text=True, timeout=300)
+    took = time.monotonic() - t0
+    missing = 1 - started
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mtbench.train: error:")]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert f"worker {missing} ({addresses[missing]}) never joined" in lines[0], lines[0]
+    assert took < timeout + 90, took  # interpreter and TensorFlow start-up included
+    assert not (tmp_path / "run").exists()
