@@ -69,8 +69,9 @@ def worker_commands(args: argparse.Namespace, rest: list[str], scratch: str) -> 
         if args.train:
             cmd = [sys.executable, "-m", "mtbench.train", args.train, *rest]
         else:
-            extra = [] if any(a.startswith(("training.distributed=", "++training.distributed=")) for a in rest) \
-                else ["training.distributed=multi_worker"]
+            # ++: the root config has no training.distributed key (a plain override of it is refused by Hydra)
+            extra = [] if any(a.lstrip("+").startswith("training.distributed=") for a in rest) \
+                else ["++training.distributed=multi_worker"]
             hydra = [] if rank == 0 else [f"hydra.run.dir={scratch}/worker{rank}", "hydra.output_subdir=null"]
             cmd = [sys.executable, "-m", "mtbench", *rest, *extra, *hydra]
         cmds.append(cmd)
