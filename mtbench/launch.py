@@ -5,8 +5,11 @@ Starts N processes of ``python -m mtbench <overrides> training.distributed=multi
 ``training.distributed: multi_worker``), each with the ``TF_CONFIG`` of a cluster of free ports on 127.0.0.1.
 Their output is streamed line by line with a ``[rank]`` prefix. When a worker exits non-zero, the others get
 ``--grace`` seconds to stop on their own (their collectives fail within ``training.collective_timeout``), then
-are terminated; the launcher exits with that worker's status and one line naming it. Workers other than 0 get a
-private Hydra output folder, so only the chief's run folder exists.
+are terminated; the launcher exits with that worker's status and one line naming it. SIGTERM / SIGINT / SIGUSR1
+are forwarded to every worker; workers that stop cleanly on one (status 143 / 130, a checkpoint written) are a
+stop, not a failure: the launcher exits with that status and prints one ``resume with:`` line (the chief's,
+relaunched through this launcher) instead of one per worker. Workers other than 0 get a private Hydra output
+folder, so only the chief's run folder exists.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+
+from mtbench.train.signals import EXIT_CODES
 
 PROG = "mtbench.launch"
 
@@ -64,19 +69,48 @@ def worker_commands(args: argparse.Namespace, rest: list[str], scratch: str) -> 
         if args.train:
             cmd = [sys.executable, "-m", "mtbench.train", args.train, *rest]
         else:
-            extra = [] if any(a.startswith(("training.distributed=", "++training.distributed=")) for a in rest) \
-                else ["training.distributed=multi_worker"]
+            # ++: the root config has no training.distributed key (a plain override of it is refused by Hydra)
+            extra = [] if any(a.lstrip("+").startswith("training.distributed=") for a in rest) \
+                else ["++training.distributed=multi_worker"]
             hydra = [] if rank == 0 else [f"hydra.run.dir={scratch}/worker{rank}", "hydra.output_subdir=null"]
             cmd = [sys.executable, "-m", "mtbench", *rest, *extra, *hydra]
         cmds.append(cmd)
     return cmds
 
 
-def _pump(rank: int, stream, out) -> None:  # noqa: ANN001
+#: a worker's exit status after a clean, resumable stop on a signal (issue 10): a stop, not a failure
+STOP_CODES = frozenset(EXIT_CODES.values())
+RESUME_MARK = "resume with: "
+
+
+def _pump(rank: int, stream, out, resume_lines: dict[int, str]) -> None:  # noqa: ANN001
+    """Stream a worker's output with a ``[rank]`` prefix; its ``resume with:`` line is kept, not shown (the
+    launcher prints one for all)."""
     for line in iter(stream.readline, ""):
+        if RESUME_MARK in line:
+            resume_lines[rank] = line.strip()
+            continue
         out.write(f"[{rank}] {line}")
         out.flush()
     stream.close()
+
+
+def resume_line(chief_line: str, nproc: int) -> str:
+    """The launcher's one ``resume with:`` line from the chief's (``mtbench: stopped by ... resume with: python -m
+    mtbench[.train] ARGS``): the same stop note, and the command relaunched through ``mtbench.launch``."""
+    import shlex
+
+    note, _, cmd = chief_line.partition(RESUME_MARK)
+    note = note.split(":", 1)[1].strip() if ":" in note else note.strip()
+    argv = shlex.split(cmd)
+    if "-m" in argv:
+        module, args = argv[argv.index("-m") + 1], argv[argv.index("-m") + 2:]
+        head = [sys.executable, "-m", PROG, "--nproc", str(nproc)]
+        if module == "mtbench.train" and args:
+            head += ["--train", args[0]]
+            args = args[1:]
+        cmd = shlex.join([*head, "--", *args])
+    return f"{PROG}: {note} {RESUME_MARK}{cmd}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,13 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     addresses = [f"127.0.0.1:{p}" for p in free_ports(args.nproc)]
     procs: list[subprocess.Popen] = []
     pumps: list[threading.Thread] = []
+    resume_lines: dict[int, str] = {}
     with tempfile.TemporaryDirectory(prefix="mtbench-launch-") as scratch:
         for rank, cmd in enumerate(worker_commands(args, rest, scratch)):
             env = {**os.environ, "TF_CONFIG": tf_config(addresses, rank), "PYTHONUNBUFFERED": "1"}
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     bufsize=1)
             procs.append(proc)
-            t = threading.Thread(target=_pump, args=(rank, proc.stdout, sys.stdout), daemon=True)
+            t = threading.Thread(target=_pump, args=(rank, proc.stdout, sys.stdout, resume_lines),
+                                 daemon=True)
             t.start()
             pumps.append(t)
         forward = {s: signal.signal(s, lambda signum, _f: [p.send_signal(signum) for p in procs if p.poll() is None])
@@ -121,6 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if failed is None:
             bad = [(r, p.returncode) for r, p in enumerate(procs) if p.returncode]
             failed = bad[0] if bad else None
+    codes = [p.returncode for p in procs]
+    stopped = [c for c in codes if c in STOP_CODES]
+    if stopped and all(c == 0 or c in STOP_CODES for c in codes):  # a signal stopped the run: resumable
+        chief = resume_lines.get(0) or next(iter(resume_lines.values()), "")
+        if chief:
+            print(resume_line(chief, args.nproc), file=sys.stderr, flush=True)
+        return stopped[0]
     if failed is not None:
         rank, code = failed
         print(f"{PROG}: error: worker {rank} ({addresses[rank]}) exited with status {code}; the other workers were "

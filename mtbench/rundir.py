@@ -566,8 +566,35 @@ def _header(p: Path) -> dict[str, Any]:
     return read_header(p)
 
 
-def new_run_dir(output_dir: str | Path = "outputs") -> Path:
-    """``<output>/runs/<date>/<time to the microsecond>-<pid>``, created atomically so launches never share one."""
+def slurm_step(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
+    """``("<job id>.<step id>", this task's rank)`` when this process is one task of a multi-task ``srun`` step
+    (a distributed run: every task must pick the same run folder), else None."""
+    env = os.environ if env is None else env
+    job, step = env.get("SLURM_JOB_ID"), env.get("SLURM_STEP_ID")
+    try:
+        ntasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)
+        rank = int(env.get("SLURM_PROCID") or 0)
+    except ValueError:
+        return None
+    if not job or step is None or ntasks < 2:
+        return None
+    return f"{job}.{step}", rank
+
+
+def new_run_dir(output_dir: str | Path = "outputs", env: Mapping[str, str] | None = None) -> Path:
+    """``<output>/runs/<date>/<time to the microsecond>-<pid>``, created atomically so launches never share one.
+
+    Under ``srun`` with several tasks (:func:`slurm_step`) every task computes its own time stamp and pid, so the
+    folder is ``<output>/runs/slurm/<job id>.<step id>`` instead: the same for every task, created by task 0
+    only (the chief; the others write nothing there). A requeued job gets the same folder again, so
+    ``training.restart=auto`` resumes it."""
+    shared = slurm_step(env)
+    if shared is not None:
+        name, rank = shared
+        path = Path(output_dir) / "runs" / "slurm" / name
+        if rank == 0:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
     now = datetime.datetime.now()
     day = Path(output_dir) / "runs" / now.strftime("%Y-%m-%d")
     day.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from mtbench.errors import MtbenchError, SpecError
+from mtbench.train.signals import EXIT_CODES
+
 
 log = logging.getLogger("mtbench")
 
@@ -36,6 +38,8 @@ KINDS = ("none", "mirrored", "multi_worker")
 SCALE_BY_WORKER = ("linear", "sqrt", "none")
 #: seconds a collective waits for the other workers before the step fails (``training.collective_timeout``)
 DEFAULT_COLLECTIVE_TIMEOUT = 300.0
+#: the signals a rank may stop on, in the order that decides when ranks saw different ones
+STOP_SIGNALS = tuple(int(s) for s in EXIT_CODES)
 
 
 class WorkerLost(MtbenchError):
@@ -107,10 +111,11 @@ class Distribution:
 
     # --- the step ---------------------------------------------------------------------------------------------
     def train_step(self, task: str, steps: Any, data: Any, rng: Any, lr: float, lr_ratio: float,
-                   stop: bool = False) -> tuple:
+                   stop: Any = False) -> tuple:
         """Draw the task's (global) batch and take one step: ``(loss, metrics, desc_grad, finite)``, the same
-        numbers on every replica. ``stop`` (this rank saw a signal) is all-reduced with the step; read the
-        agreement with :meth:`stop_agreed`."""
+        numbers on every replica. ``stop`` (this rank's :class:`~mtbench.train.signals.StopRequest`, or a bool) is
+        all-reduced with the step; read the agreement with :meth:`stop_agreed`. A rank that saw no signal itself
+        adopts the one another rank saw (``stop.signum``), so every rank stops with the same exit status."""
         import tensorflow as tf
 
         from mtbench.train.step import to_inputs
@@ -126,9 +131,12 @@ class Distribution:
         if fn is None:
             fn = self._compiled[task] = self._compile(steps)
         try:
-            out = fn(inputs, lr_t, ratio_t, tf.constant(1.0 if stop else 0.0, tf.float64))
+            out = fn(inputs, lr_t, ratio_t, tf.constant(_signal_vector(stop), tf.float64))
             loss, metrics, desc_grad, finite, stops = (self.strategy.experimental_local_results(o)[0] for o in out)
-            self._stop_agreed = bool(stops > 0)
+            agreed = _agreed_signal(stops.numpy())
+            self._stop_agreed = agreed is not None
+            if agreed is not None and hasattr(stop, "signum") and stop.signum is None:
+                stop.signum = agreed  # stopped by another rank's signal: this rank exits like that one
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
                 tf.errors.AbortedError, tf.errors.InternalError) as exc:
             raise WorkerLost(self._lost_message(exc)) from None
@@ -169,6 +177,22 @@ class Distribution:
                 addr = f" ({self.worker_addresses[t]})"
         first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
         return f"{who}{addr} stopped answering (worker {self.worker} gives up: {first[:160]})"
+
+
+def _signal_vector(stop: Any) -> list[float]:
+    """This rank's stop request as a one-hot vector over :data:`STOP_SIGNALS` (all zero: none); a plain ``True``
+    counts as the first (SIGTERM). Summed over ranks, it tells every rank which signal stopped the run."""
+    signum = getattr(stop, "signum", None) if not isinstance(stop, bool) else (STOP_SIGNALS[0] if stop else None)
+    return [1.0 if signum == s else 0.0 for s in STOP_SIGNALS]
+
+
+def _agreed_signal(counts: Any) -> int | None:
+    """The signal the summed vectors of :func:`_signal_vector` agree on (the first in :data:`STOP_SIGNALS` any
+    rank saw), or None."""
+    for s, c in zip(STOP_SIGNALS, list(counts)):
+        if float(c) > 0:
+            return int(s)
+    return None
 
 
 def _empty_stays_local(next_creator: Callable, **kwargs: Any) -> Any:
@@ -261,10 +285,14 @@ def _multi_worker(timeout: float) -> Distribution:
     if context.context()._context_handle is not None:  # noqa: SLF001 - TensorFlow's own "initialized" test
         raise MtbenchError("training.distributed=multi_worker must be set up before TensorFlow runs its first "
                            "operation (start the process with it, e.g. python -m mtbench.launch)")
-    resolver = None
     if not os.environ.get("TF_CONFIG") and int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
         resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+    else:
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec().as_dict()
+    me = 0 if resolver.task_type == "chief" else int(resolver.task_id or 0)
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    startup_barrier(list(spec.get("worker", [])), me, timeout)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)
     cr = strategy.cluster_resolver
     spec = cr.cluster_spec().as_dict() if cr is not None else {}
@@ -274,6 +302,81 @@ def _multi_worker(timeout: float) -> Distribution:
         worker = 0
     return Distribution("multi_worker", strategy, worker=worker, workers=max(len(addresses), 1),
                         worker_addresses=addresses)
+
+
+def startup_barrier(addresses: Sequence[str], me: int, timeout: float) -> None:
+    """Wait at most ``timeout`` seconds (``training.collective_timeout``) for every other worker to start; raise
+    :class:`WorkerLost` naming those that did not.
+
+    TensorFlow's strategy constructor waits inside C++, holding the GIL, for every worker to register with the
+    coordination service: no usable timeout on TF 2.21 (its ``cluster_register_timeout`` does not end the wait)
+    and nothing in Python can interrupt it. So the workers meet first in Python: each one listens on its own
+    cluster port (plain TCP, closed again before TensorFlow binds it) and polls the others' ports; a peer counts
+    as started once something accepts there (its barrier or its TensorFlow server). Nothing is written before
+    this (the run folder is made afterwards)."""
+    import socket
+    import threading
+    import time
+
+    others = {i: a for i, a in enumerate(addresses) if i != me}
+    if not others:
+        return
+    host, _, port = addresses[me].rpartition(":")
+    listener = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", int(port)))
+        listener.listen(16)
+        listener.settimeout(0.2)
+    except OSError as exc:
+        listener.close()
+        raise WorkerLost(f"worker {me} cannot listen on its cluster address {addresses[me]}: {exc}") from None
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:  # wait for the peer to hang up first: the TIME_WAIT stays on its side, not on this port
+                conn.settimeout(2.0)
+                try:
+                    conn.recv(1)
+                except OSError:
+                    pass
+
+    server = threading.Thread(target=serve, name="mtbench-startup-barrier", daemon=True)
+    server.start()
+    deadline = time.monotonic() + timeout
+    waiting = dict(others)
+    try:
+        while waiting:
+            waiting = {i: a for i, a in waiting.items() if not _listening(a)}
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                who = ", ".join(f"worker {i} ({a})" for i, a in sorted(waiting.items()))
+                raise WorkerLost(f"{who} never joined within {timeout:g} s (training.collective_timeout); worker "
+                                 f"{me} gives up before training, nothing written")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the last peer to see this one may still be polling: keep answering a moment
+    finally:
+        done.set()
+        server.join(timeout=5)
+        listener.close()
+
+
+def _listening(address: str) -> bool:
+    """Whether something accepts TCP connections at ``host:port`` (a started worker's gRPC server)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2.0):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def tf_config(addresses: Sequence[str], index: int) -> str:

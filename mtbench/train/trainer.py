@@ -365,7 +365,7 @@ class Trainer:
                 rt = self.runtime[task]
                 lr = rt.lr.value(self.step)
                 loss, metrics, desc_grad, finite = self.dist.train_step(
-                    task, rt.steps, rt.train_data, rt.train_rng, lr, rt.lr.ratio(self.step), stop.requested)
+                    task, rt.steps, rt.train_data, rt.train_rng, lr, rt.lr.ratio(self.step), stop)
                 if bool(finite):  # read with the metrics below: no extra host sync
                     rt.window.append({k: float(v) for k, v in metrics.items()})
                     rt.grad.add(desc_grad.numpy())

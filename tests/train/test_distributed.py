@@ -65,12 +65,12 @@ def _flat(d: Any, prefix: str = ""):
         yield prefix, d
 
 
-def _assert_same_training(run: Path, ref: Path) -> None:
+def _assert_same_training(run: Path, ref: Path, steps: int = STEPS) -> None:
     """Same sampler state (hence task sequence), same lcurves, weights equal within RTOL."""
     from mtbench.train.checkpoint import load_checkpoint
 
     a, b = load_checkpoint(str(run)), load_checkpoint(str(ref))
-    assert a["state"]["step"] == b["state"]["step"] == STEPS
+    assert a["state"]["step"] == b["state"]["step"] == steps
     assert a["state"]["sampler"] == b["state"]["sampler"]
     wa, wb = dict(_flat(a["model"])), dict(_flat(b["model"]))
     assert wa.keys() == wb.keys()
@@ -209,3 +209,93 @@ def test_killed_worker_stops_the_other_with_one_line(tiny_data: Path, tmp_path: 
     from mtbench.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(str(tmp_path / "run"))["state"]["step"] % 5 == 0
+
+
+@pytest.mark.parametrize("started", [0, 1])
+def test_worker_that_never_joins_stops_the_other_with_one_line(tiny_data: Path, tmp_path: Path,
+                                                               started: int) -> None:
+    """TF_CONFIG lists 2 workers, only one is started (the chief, or worker 1): it exits 2 within the startup
+    bound (training.collective_timeout) with one line naming the missing worker and its address, and the run
+    folder was never created."""
+    from mtbench.launch import free_ports
+    from mtbench.train.distributed import tf_config
+
+    timeout = 15
+    inp = _write(tmp_path / "mw.json", _spec(tiny_data, batch=1, distributed="multi_worker",
+                                             collective_timeout=timeout))
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    env = {**_env(), "TF_CONFIG": tf_config(addresses, started)}
+    t0 = time.monotonic()
+    proc = subprocess.run(_train_cmd(inp, tmp_path / "run", tmp_path / "out"), env=env, capture_output=True,
+                          text=True, timeout=300)
+    took = time.monotonic() - t0
+    missing = 1 - started
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mtbench.train: error:")]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert f"worker {missing} ({addresses[missing]}) never joined" in lines[0], lines[0]
+    assert took < timeout + 90, took  # interpreter and TensorFlow start-up included
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_two_workers_on_one_process_and_back(tiny_data: Path, tmp_path: Path) -> None:
+    """A checkpoint written by 2 workers (batch 1 each) resumes on 1 process (batch 2), and one written by 1
+    process resumes on 2 workers, in the same run folder: after K + L steps both equal an uninterrupted run of
+    1 process with batch 2 (weights within RTOL, sampler state, every lcurve row once). The first part trains
+    numb_steps=K, the resume raises it to K + L; the lr is constant (start_lr == stop_lr), so numb_steps does
+    not change the schedule."""
+    k, n = 4, 8
+
+    def spec(workers: bool, steps: int) -> dict:
+        sp = _spec(tiny_data, batch=1 if workers else 2, distributed="multi_worker" if workers else "none",
+                   steps=steps, **({"collective_timeout": 120} if workers else {}))
+        sp["learning_rate"]["stop_lr"] = sp["learning_rate"]["start_lr"]
+        return sp
+
+    def start(name: str, workers: bool, steps: int, run: Path, restart: bool = False) -> subprocess.Popen:
+        inp = _write(tmp_path / f"{name}.json", spec(workers, steps))
+        cmd = _train_cmd(inp, run, tmp_path / f"out-{name}") + (["--restart", str(run)] if restart else [])
+        if workers:
+            cmd = [sys.executable, "-m", "mtbench.launch", "--nproc", "2", "--train", str(inp), "--", *cmd[4:]]
+        return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def done(*procs: subprocess.Popen) -> None:
+        for p in procs:
+            out, err = p.communicate(timeout=900)
+            assert p.returncode == 0, (out + err)[-4000:]
+
+    two_one, one_two, ref = tmp_path / "two_then_one", tmp_path / "one_then_two", tmp_path / "ref"
+    done(start("a1", True, k, two_one), start("b1", False, k, one_two), start("ref", False, n, ref))
+    done(start("a2", False, n, two_one, restart=True), start("b2", True, n, one_two, restart=True))
+    for run in (two_one, one_two):
+        _assert_same_training(run, ref, steps=n)
+        for task in ("water_ener", "water_dipole"):
+            steps = np.loadtxt(run / f"lcurve.{task}.out")[:, 0]
+            assert list(steps) == list(np.loadtxt(ref / f"lcurve.{task}.out")[:, 0])  # every row once
+
+
+def test_launcher_stops_on_a_signal_with_one_resume_line(tiny_data: Path, tmp_path: Path) -> None:
+    """SIGTERM to mtbench.launch: forwarded to both workers, which stop at the same step with a checkpoint; the
+    launcher exits 143 (a stop, not a failure) with one ``resume with:`` line that relaunches through it."""
+    inp = _write(tmp_path / "mw.json", _spec(tiny_data, batch=1, distributed="multi_worker", steps=100000,
+                                             collective_timeout=60, save_freq=5, disp_freq=5))
+    run = tmp_path / "run"
+    launch = subprocess.Popen([sys.executable, "-m", "mtbench.launch", "--nproc", "2", "--train", str(inp), "--",
+                               *_train_cmd(inp, run, tmp_path / "out")[4:]], env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    lcurve = run / "lcurve.water_ener.out"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and (not lcurve.is_file() or len(lcurve.read_text().splitlines()) < 3):
+        assert launch.poll() is None, launch.communicate()[1][-3000:]
+        time.sleep(0.5)
+    launch.send_signal(signal.SIGTERM)
+    out, err = launch.communicate(timeout=300)
+    assert launch.returncode == 143, (out + err)[-4000:]
+    resume = [ln for ln in (out + err).splitlines() if "resume with:" in ln]
+    assert len(resume) == 1 and resume[0].startswith("mtbench.launch: stopped by SIGTERM at step"), resume
+    assert "-m mtbench.launch --nproc 2 --train" in resume[0] and f"--restart {run.resolve()}" in resume[0]
+    assert "error" not in err.lower(), err[-3000:]
+    from mtbench.train.checkpoint import load_checkpoint
+
+    step = load_checkpoint(str(run))["state"]["step"]
+    assert f"at step {step} " in resume[0]
