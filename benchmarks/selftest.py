@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib.data import fill_input, replicate_system
 from benchlib.monitor import process_cpu_s, run_monitored
 from benchlib.report import stats, summarize
-from benchlib.tools import lcurve_step, parse_dp_log, parse_mtbench_timing, read_lcurve
+from benchlib.tools import MtbenchTool, Tool, lcurve_step, parse_dp_log, parse_mtbench_timing, read_lcurve
 
 # DeePMD-kit 2.2.11 multi-task: header and every row span one physical line per task
 DP2_MULTI_LCURVE = """\
@@ -98,6 +98,17 @@ def test_fill_input() -> None:
     assert block["validation_data"]["numb_btch"] == 5
     assert spec["training"]["save_freq"] == 50 and "_comment" not in spec
     assert template["training"]["data_dict"]["a"]["training_data"]["systems"] == "@T"  # template untouched
+
+
+def test_mtbench_input_caps_final_evaluation() -> None:
+    single = {"training": {"validation_data": {"systems": ["v"]}}}
+    multi = {"training": {"data_dict": {"a": {"validation_data": {"systems": ["v"]}}, "b": {"training_data": {}}}}}
+    out = MtbenchTool().input_for(single)
+    assert out["training"]["validation_data"]["final_nframes"] == MtbenchTool.FINAL_NFRAMES
+    assert "final_nframes" not in single["training"]["validation_data"]  # the shared input is not changed
+    out = MtbenchTool().input_for(multi)["training"]["data_dict"]
+    assert out["a"]["validation_data"]["final_nframes"] == MtbenchTool.FINAL_NFRAMES and "validation_data" not in out["b"]
+    assert Tool().input_for(single) is single  # DeePMD-kit gets the input as it is
 
 
 def test_replicate_system() -> None:

@@ -288,7 +288,7 @@ def mlflow_run_id(opts: TestOptions, run_dir: Path | None) -> str | None:
 def run_test(opts: TestOptions) -> TestRun:
     """Evaluate, write and log (prints nothing); the tables come back in :attr:`TestRun.renderables`."""
     from mtbench.errors import DataError, SpecError
-    from mtbench.inference.predictor import HeadPredictor, as_model, check_head
+    from mtbench.inference.predictor import as_model, check_head
     from mtbench.evaluation.metrics import SystemLoader, cross_head, evaluate
     from mtbench.export.load import load_model
     from mtbench.spec.io import load_spec
@@ -312,8 +312,7 @@ def run_test(opts: TestOptions) -> TestRun:
     show: list[Any] = []
     results, skipped = [], {}
     for h in (h for h in heads if h in per_head):
-        res = evaluate(model, h, per_head[h], nframes, atomic=opts.atomic, shuffle_seed=seed, loader=loader,
-                       predictor=HeadPredictor(model, h, compiled=False))
+        res = evaluate(model, h, per_head[h], nframes, atomic=opts.atomic, shuffle_seed=seed, loader=loader)
         if not res.metrics:
             skipped[h] = f"the data have no {res.kind} labels"
             show.append(f"{h} ({res.kind}): not tested, the data have no {res.kind} labels")

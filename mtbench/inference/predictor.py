@@ -44,8 +44,9 @@ class HeadPredictor:
     """One head's predictions as NumPy arrays.
 
     ``__call__(coord [nf,N,3], box [nf,3,3] (zeros: no PBC), atype [nf,N], nlists {spec: (idx, shift)})``.
-    ``compiled``: through one shape-polymorphic ``tf.function`` (traced once, about a second: pays off over many
-    calls, as in MD); otherwise eagerly (a test set takes a few large calls).
+    ``compiled``: through one shape-polymorphic ``tf.function`` (traced once, 5-10 CPU s for a big model: pays off
+    over many calls, as in MD or a test set evaluated a frame per call); otherwise eagerly (a few calls).
+    :func:`mtbench.evaluation.metrics.evaluate` chooses by its number of calls.
     """
 
     def __init__(self, model: Any, head: str, *, do_force: bool = True, compiled: bool = True) -> None:

@@ -53,7 +53,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Mapping[str, Sequence[str]
     ``seed`` (None: 0), as ``mtbench.test -n N --shuffle-test -r SEED``; the others on every frame."""
     from mtbench.evaluation.metrics import SystemLoader, evaluate
     from mtbench.export.load import load_model
-    from mtbench.inference.predictor import HeadPredictor, as_model
+    from mtbench.inference.predictor import as_model
 
     model = as_model(load_model(checkpoint))
     loader = SystemLoader(model.type_map)
@@ -63,8 +63,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Mapping[str, Sequence[str]
             continue
         cap = (caps or {}).get(task)
         res = evaluate(model, task, data[task], cap, atomic=False,
-                       shuffle_seed=None if cap is None else (0 if seed is None else int(seed)), loader=loader,
-                       predictor=HeadPredictor(model, task, compiled=False))
+                       shuffle_seed=None if cap is None else (0 if seed is None else int(seed)), loader=loader)
         metrics = {k: float(v) for k, v in res.metrics.items() if math.isfinite(v)}
         out[task] = {"kind": res.kind, "nframes": res.nframes, "checkpoint": Path(checkpoint).name,
                      "metrics": metrics}

@@ -205,3 +205,30 @@ def test_cross_head_matrix(four_head_model, tiny_data: Path, tmp_path: Path) -> 
     lines = cross.to_csv(tmp_path / "cross.csv").read_text().splitlines()
     assert lines[0] == "metric,head,data,value"
     assert "rmse_f,water_ener,water_tip4p," + repr(float(other.metrics["rmse_f"])) in lines
+
+
+def test_many_calls_run_compiled_traced_once_and_agree_with_eager(four_head_model, tiny_data: Path,
+                                                                   monkeypatch) -> None:
+    """Past COMPILE_MIN_CALLS model calls evaluate() traces the head once (no retrace per call), same numbers."""
+    from mtbench.evaluation import metrics
+    from mtbench.inference.predictor import HeadPredictor
+
+    path = sorted((tiny_data / "water_tip3p" / "val").iterdir())[0]
+    built: list[HeadPredictor] = []
+
+    class Recording(HeadPredictor):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(metrics, "HeadPredictor", Recording)
+    monkeypatch.setattr(metrics, "DEFAULT_CHUNK_SLOTS", 1)  # one frame per call
+    eager = evaluate(four_head_model, "water_ener", path)
+    system = eager.systems[0]
+    assert system.nframes >= 2 and not hasattr(built[-1]._fn, "experimental_get_tracing_count")  # few calls: eager
+    monkeypatch.setattr(metrics, "COMPILE_MIN_CALLS", system.nframes)
+    compiled = evaluate(four_head_model, "water_ener", path)
+    assert built[-1]._fn.experimental_get_tracing_count() == 1  # nframes calls, one trace
+    assert compiled.metrics.keys() == eager.metrics.keys()
+    for key, value in eager.metrics.items():
+        assert compiled.metrics[key] == pytest.approx(value, rel=1e-10, abs=1e-12)
