@@ -69,9 +69,8 @@ def worker_commands(args: argparse.Namespace, rest: list[str], scratch: str) -> 
         if args.train:
             cmd = [sys.executable, "-m", "mtbench.train", args.train, *rest]
         else:
-            # ++: the root config has no training.distributed key (a plain override of it is refused by Hydra)
             extra = [] if any(a.lstrip("+").startswith("training.distributed=") for a in rest) \
-                else ["++training.distributed=multi_worker"]
+                else ["training.distributed=multi_worker"]
             hydra = [] if rank == 0 else [f"hydra.run.dir={scratch}/worker{rank}", "hydra.output_subdir=null"]
             cmd = [sys.executable, "-m", "mtbench", *rest, *extra, *hydra]
         cmds.append(cmd)

@@ -339,7 +339,7 @@ TRAINING: Schema = {
     "distributed": _o(OMIT, "str", doc="data-parallel training: none (default) | mirrored (this machine's "
                                        "GPUs) | multi_worker (TF_CONFIG or SLURM; python -m mtbench.launch)"),
     "devices": _o(OMIT, "list", "null", doc="distributed: mirrored: the devices (default every GPU, else CPU)"),
-    "collective_timeout": _o(OMIT, *NUM, doc="multi_worker: seconds a step waits for the other workers before "
+    "collective_timeout": _o(OMIT, *NUM, "null", doc="multi_worker: seconds a step waits for the other workers before "
                                              "it fails naming the missing one (default 300)"),
     "on_nonfinite": _o("stop", "str", doc="a non-finite loss or gradient: stop (the run fails at that step) | "
                                           "skip (the update is skipped, counted as train/<task>/skipped_steps)"),

@@ -112,6 +112,13 @@ def test_debug_shortens_the_run_for_every_task():
     assert all(t["validation_data"]["numb_btch"] == 3 for t in default["training"]["data_dict"].values())
 
 
+def test_distributed_settings_are_plain_overrides():
+    """`training.distributed=mirrored` as README shows it (no `++`): the keys are in the default config."""
+    spec = _valid_spec(["training.distributed=mirrored", "training.collective_timeout=60"])
+    assert (spec["training"]["distributed"], spec["training"]["collective_timeout"]) == ("mirrored", 60)
+    assert _valid_spec([])["training"]["distributed"] == "none"
+
+
 def test_nested_block_override_by_package():
     spec = _valid_spec(["data@training.data_dict.water_ener=water_tip4p",
                         "model.fitting_net_dict.water_ener.neuron=[16,16]"])

@@ -20,7 +20,7 @@ def test_distributed_slurm_config_makes_a_multi_task_sbatch_script(tmp_path: Pat
     monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "srun is here"
 
     cfg = launcher_config("slurm_distributed", ["hydra.launcher.partition=gpu", "hydra.launcher.nodes=2",
-                                                "++training.distributed=multi_worker"])
+                                                "training.distributed=multi_worker"])
     assert cfg.training.distributed == "multi_worker"
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
