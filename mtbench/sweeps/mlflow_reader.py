@@ -14,7 +14,7 @@ from mtbench.errors import DataError
 from mtbench.sweeps.model import Curve, Job, Sweep, job_sort_key, num, requested_from_spec
 from mtbench.sweeps.plan import ERROR_TAG, JOB_TAG, KEYS_TAG, RUN_TYPE_TAG, SWEEP_DIR_TAG
 from mtbench.tracking.mlflow_tracker import RUN_DIR_TAG
-from mtbench.tracking.names import parse_metric_name
+from mtbench.tracking.names import TASKS_TAG, parse_metric_name
 from mtbench.tracking.store import Store
 
 log = logging.getLogger("mtbench.compare")
@@ -61,7 +61,7 @@ def job_from_run(store: Store, run: Any, keys: Sequence[str], *, histories: bool
     label = tags.get(JOB_TAG) or (Path(run_dir).name if run_dir else run.info.run_name)
     job = Job(label=str(label), status=run.info.status, run_id=run.info.run_id, run_dir=run_dir,
               error=tags.get(ERROR_TAG))
-    job.tasks = [t for t in tags.get("mtbench.tasks", "").split(",") if t]
+    job.tasks = [t for t in tags.get(TASKS_TAG, "").split(",") if t]
     job.swept = {k: tags[f"sweep.{k}"] for k in keys if f"sweep.{k}" in tags}
     steps = 0
     for key, value in metrics.items():

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The store the parent lives in (the jobs use it too); owned by the store, re-exported for the callback.
+from mtbench.tracking.names import ERROR_TAG  # noqa: F401
 from mtbench.tracking.store import ENV_TRACKING_URI  # noqa: F401
 
 log = logging.getLogger("mtbench.tracking")
@@ -23,7 +24,6 @@ ENV_SWEEP_KEYS = "MTBENCH_SWEEP_KEYS"  # swept override keys, comma-separated
 
 RUN_TYPE_TAG = "mtbench.run_type"
 SWEEP_DIR_TAG = "mtbench.sweep_dir"
-ERROR_TAG = "mtbench.error"
 JOB_TAG = "sweep.job"
 KEYS_TAG = "sweep.keys"
 

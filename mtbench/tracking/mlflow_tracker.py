@@ -55,6 +55,16 @@ RUN_DIR_TAG = "mtbench.run_dir"
 SPEC_ARTIFACT = "input.json"
 
 
+def previous_ends(tags: Mapping[str, str]) -> dict[str, str]:
+    """``{mtbench.previous_ends: "stopped: SIGTERM at step 30 | stale: ..."}`` for a run being resumed whose tags
+    say how earlier processes ended (``{}`` when none do): the history stays, the end tags go."""
+    ends = [f"{k.split('.', 1)[1]}: {tags[k]}" for k in names.END_TAGS if k in tags]
+    if not ends:
+        return {}
+    before = tags.get(names.PREVIOUS_ENDS_TAG)
+    return {names.PREVIOUS_ENDS_TAG: " | ".join([*([before] if before else []), *ends])}
+
+
 def clean_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     """Tag keys MLflow accepts, string values within the tag length limit."""
     return {sanitize_key(k): truncate(str(v), TAG_VALUE_LIMIT)[0] for k, v in tags.items()}
@@ -239,7 +249,10 @@ class MlflowTracker(Tracker):
         if changed:  # MLflow params cannot change; the run folder's input.json has the new values
             log.info("resumed run %s keeps its first values of %d changed param(s) (%s); input.json has the new",
                      run_id, len(changed), ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else ""))
-        self._send(lambda: self._store.set_tags(run_id, clean_tags(tags)), None)
+        self._send(lambda: self._store.set_tags(run_id, clean_tags({**tags, **previous_ends(run.data.tags)})), None)
+        ended = [k for k in names.END_TAGS if k in run.data.tags]
+        if ended:  # "stopped by SIGTERM" no longer describes a run that goes on; previous_ends keeps it
+            self._send(lambda: self._store.delete_tags(run_id, ended), None)
         new = {k: v for k, v in clean.items() if k not in old}
         if new:
             self._send(lambda: self._store.log_params(run_id, new), None)

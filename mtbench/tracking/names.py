@@ -29,6 +29,16 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+# Run tags mtbench sets (the UI's runs table and filters use them too).
+TASKS_TAG = "mtbench.tasks"
+RESUMED_TAG = "mtbench.resumed"              # a restart continued this run: at which step, by which pid
+STOPPED_TAG = "mtbench.stopped"              # a signal stopped it with a checkpoint (status KILLED)
+STALE_TAG = "mtbench.stale"                  # its process was found gone while it was RUNNING (status KILLED)
+ERROR_TAG = "mtbench.error"                  # the exception that failed it (status FAILED)
+PREVIOUS_ENDS_TAG = "mtbench.previous_ends"  # what earlier processes' ends said, once a restart continues it
+#: the tags that say how a process ended: a resumed run keeps them only under PREVIOUS_ENDS_TAG
+END_TAGS = (STOPPED_TAG, STALE_TAG, ERROR_TAG)
+
 TRAIN = "train"
 VAL = "val"
 TEST = "test"

@@ -14,11 +14,11 @@ import socket
 from typing import Any
 
 from mtbench.rundir import RunDir
+from mtbench.tracking.names import STALE_TAG
 from mtbench.tracking.store import Store, StoreError
 
 log = logging.getLogger("mtbench.tracking")
 
-STALE_TAG = "mtbench.stale"
 
 
 def mark_stale(run: RunDir | None, by: str, *, holder: dict[str, Any] | None = None, check_lock: bool = True) -> bool:

@@ -376,6 +376,10 @@ class Store:
         for chunk in _chunks(items, PARAMS_PER_BATCH):
             self._retry(lambda c=chunk: self.client.log_batch(run_id, tags=list(c)), "set tags")
 
+    def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._retry(lambda k=key: self.client.delete_tag(run_id, k), f"delete tag {key}")
+
     def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
         from mlflow.entities import Metric
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mtbench.tracking import names
+
 if TYPE_CHECKING:
     from mtbench.rundir import RunDir, RunLock
 
@@ -187,7 +189,7 @@ def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir
         input_json = write_spec(spec, run.input_json)
     tracker = make_tracker(dict(tracking or {"backend": "none"}), Path(output_dir).resolve())
     tasks = task_view(spec)
-    all_tags = {"mtbench.tasks": ",".join(tasks), **describe_sharing(spec), **dict(tags or {})}
+    all_tags = {names.TASKS_TAG: ",".join(tasks), **describe_sharing(spec), **dict(tags or {})}
     resume_id = None
     uri = getattr(tracker, "tracking_uri", None)  # None: tracking=none
     if stored and stored.get("tracking_uri") == uri:
@@ -208,7 +210,7 @@ def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir
 
         trainer = Trainer(spec, run_dir, base_dir=base, tracker=tracker, progress=progress, distribution=dist)
         if continuing:
-            tracker.set_tags({"mtbench.resumed": f"at step {trainer.step} (pid {os.getpid()})"})
+            tracker.set_tags({names.RESUMED_TAG: f"at step {trainer.step} (pid {os.getpid()})"})
             resend_lcurves(run, list(tasks), trainer.step, tracker, trainer.disp_file)
         summary = trainer.train()
         if dist.kind != "none":
@@ -219,7 +221,7 @@ def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir
             return summary
         if summary.get("stopped_by"):  # a signal: checkpoint written, the run is KILLED, the caller exits
             status = "KILLED"
-            tracker.set_tags({"mtbench.stopped": f"{summary['stopped_by']} at step {summary['steps']}"})
+            tracker.set_tags({names.STOPPED_TAG: f"{summary['stopped_by']} at step {summary['steps']}"})
             return summary
         summary["final_eval"] = end_of_run_evaluation(run_dir, spec, base, tracker, summary)
         summary["objective"] = objective(summary, {t: ts.weight for t, ts in tasks.items()})
@@ -232,7 +234,7 @@ def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir
         raise
     except BaseException as exc:
         disk = storage_error(exc, "to the run folder", run_dir)  # a full or read-only disk: one line, exit 1
-        tracker.set_tags({"mtbench.error": (f"{type(disk).__name__}: {disk}" if disk is not None else
+        tracker.set_tags({names.ERROR_TAG: (f"{type(disk).__name__}: {disk}" if disk is not None else
                                             f"{type(exc).__name__}: {exc}")[:5000]})
         if disk is not None and disk is not exc:
             raise disk from None

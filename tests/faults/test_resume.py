@@ -151,6 +151,9 @@ def test_sigterm_then_resume_auto_is_the_uninterrupted_run(tmp_path: Path, tiny_
     assert tags["run_id"] == first_id and tags["status"] == "FINISHED"
     assert tags["mtbench.resumed"].startswith(f"at step {stopped}")
     assert "mtbench.stale" not in tags  # the SIGTERM'd run ended as KILLED: nothing stale
+    # "stopped by SIGTERM" no longer describes the FINISHED run: only its history keeps it
+    assert "mtbench.stopped" not in tags
+    assert tags["mtbench.previous_ends"] == f"stopped: SIGTERM at step {stopped}"
 
 
 def test_kill9_then_resume_continues_the_run_and_marks_it(tmp_path: Path, tiny_data: Path, reference: dict) -> None:
@@ -177,7 +180,9 @@ def test_kill9_then_resume_continues_the_run_and_marks_it(tmp_path: Path, tiny_d
     assert "the resumed training computed" not in done.stderr  # the held points agree with the recomputed ones
     tags = _assert_same_as_reference(reference, run_dir, uri, exact_up_to=ckpt)
     assert tags["run_id"] == first_id and tags["status"] == "FINISHED"
-    assert "ended without closing the run" in tags["mtbench.stale"] and "by a resume" in tags["mtbench.stale"]
+    assert "mtbench.stale" not in tags  # marked stale by the resume, then continued: history only
+    ends = tags["mtbench.previous_ends"]
+    assert ends.startswith("stale: ") and "ended without closing the run" in ends and "by a resume" in ends
     assert not run.lock_file.exists()
 
 
