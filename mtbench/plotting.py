@@ -59,7 +59,9 @@ def annotate_apart(ax: Any, points: Sequence[tuple[float, float]], labels: Seque
             ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), ha=ha, va=va,
                               fontsize=fontsize)
             box = ann.get_window_extent(renderer)
-            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            # a few pixels' margin: the final layout may still shrink the axes a little
+            inside = (frame.x0 + 6 <= box.x0 and box.x1 <= frame.x1 - 6 and frame.y0 + 6 <= box.y0
+                      and box.y1 <= frame.y1 - 6)
             if inside and not any(box.overlaps(b) for b in taken):
                 chosen = (ann, box)
                 break
