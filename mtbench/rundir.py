@@ -581,6 +581,23 @@ def slurm_step(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
     return f"{job}.{step}", rank
 
 
+def new_sweep_dir(output_dir: str | Path = "outputs") -> Path:
+    """``<output>/multirun/<date>/<HH-MM-SS>`` (Hydra's usual name), or ``<HH-MM-SS>-1``, ``-2``, ... when another
+    multirun started in the same second: created atomically, so two sweeps never share a folder."""
+    now = datetime.datetime.now()
+    day = Path(output_dir) / "multirun" / now.strftime("%Y-%m-%d")
+    day.mkdir(parents=True, exist_ok=True)
+    stamp = now.strftime("%H-%M-%S")
+    for n in range(1000):
+        path = day / (stamp + (f"-{n}" if n else ""))
+        try:
+            path.mkdir()  # atomic: exactly one process creates it
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free sweep folder under {day}")
+
+
 def new_run_dir(output_dir: str | Path = "outputs", env: Mapping[str, str] | None = None) -> Path:
     """``<output>/runs/<date>/<time to the microsecond>-<pid>``, created atomically so launches never share one.
 

@@ -92,11 +92,21 @@ def parent_run_id(tracking: dict) -> str | None:
 
 
 RUN_DIR_RESOLVER = "mtbench.run_dir"
+SWEEP_DIR_RESOLVER = "mtbench.sweep_dir"
+
+
+def _sweep_dir(output_dir: str, chosen: str | None = None) -> str:
+    from mtbench.rundir import new_sweep_dir
+
+    return str(chosen) if chosen else str(new_sweep_dir(output_dir))
 
 
 def register_resolvers() -> None:
     """``${mtbench.run_dir:<output dir>}``, the default ``hydra.run.dir``: a fresh run folder, made atomically by
-    :func:`mtbench.rundir.new_run_dir` (cached, so every read of ``hydra.run.dir`` in one launch gets that one)."""
+    :func:`mtbench.rundir.new_run_dir`; ``${mtbench.sweep_dir:<output dir>,<chosen or null>}``, the default
+    ``hydra.sweep.dir``: the chosen folder (a search names its own), else a fresh one from
+    :func:`mtbench.rundir.new_sweep_dir`. Both cached, so every read in one launch gets the same folder (Hydra
+    copies the cache into each job's config)."""
     from omegaconf import OmegaConf
 
     from mtbench.rundir import new_run_dir
@@ -104,6 +114,8 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver(RUN_DIR_RESOLVER):
         OmegaConf.register_new_resolver(RUN_DIR_RESOLVER, lambda output_dir: str(new_run_dir(output_dir)),
                                         use_cache=True)
+    if not OmegaConf.has_resolver(SWEEP_DIR_RESOLVER):
+        OmegaConf.register_new_resolver(SWEEP_DIR_RESOLVER, _sweep_dir, use_cache=True)
 
 
 def main(argv: list[str] | None = None) -> None:

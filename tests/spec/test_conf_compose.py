@@ -138,8 +138,7 @@ def test_hydra_run_dirs_and_no_chdir():
     hydra_cfg = yaml.safe_load((CONF / "config.yaml").read_text())["hydra"]
     assert hydra_cfg["run"]["dir"] == "${mtbench.run_dir:${paths.output_dir}}"
     # a search (hydra/sweeper=optuna) names its own, stable folder so that it resumes; other sweepers time-stamp it
-    assert hydra_cfg["sweep"]["dir"] == ("${oc.select:hydra.sweeper.sweep_dir,"
-                                         "${paths.output_dir}/multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}}")
+    assert hydra_cfg["sweep"]["dir"] == "${mtbench.sweep_dir:${paths.output_dir},${oc.select:hydra.sweeper.sweep_dir,null}}"
     assert hydra_cfg["sweep"]["subdir"] == "${hydra.job.num}"
     assert hydra_cfg["job"]["chdir"] is False
 
@@ -162,6 +161,27 @@ def test_default_run_dir_resolver_makes_distinct_folders(tmp_path: Path):
     assert len(made) == 20
     assert sorted(made) == sorted(str(p) for p in (tmp_path / "runs").glob("*/*"))
     assert all(Path(d).name.endswith(f"-{os.getpid()}") or f"-{os.getpid()}-" in Path(d).name for d in made)
+
+
+def test_default_sweep_dir_resolver_never_shares_a_folder(tmp_path: Path):
+    """``${mtbench.sweep_dir:...}`` (the default hydra.sweep.dir): Hydra's ``multirun/<date>/<HH-MM-SS>`` name, but
+    two multiruns in the same second get two folders; read twice, one folder; a chosen folder (a search's) wins and
+    nothing is created."""
+    from omegaconf import OmegaConf
+
+    from mtbench.cli.hydra_app import register_resolvers
+
+    register_resolvers()
+    made = []
+    for _ in range(3):
+        cfg = OmegaConf.create({"out": str(tmp_path), "chosen": None, "dir": "${mtbench.sweep_dir:${out},${chosen}}"})
+        assert cfg.dir == cfg.dir
+        made.append(Path(cfg.dir))
+    assert len(set(made)) == 3 and all(p.is_dir() and p.parent.parent.name == "multirun" for p in made)
+    names = sorted(p.name for p in made)  # within one second: the stamp, then -1, -2 (or a new second's stamp)
+    assert all(len(n.split("-")) in (3, 4) for n in names)
+    chosen = OmegaConf.create({"out": str(tmp_path / "other"), "dir": "${mtbench.sweep_dir:${out},/x/search/s1}"})
+    assert chosen.dir == "/x/search/s1" and not (tmp_path / "other").exists()
 
 
 def test_output_dir_default_and_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

@@ -135,6 +135,9 @@ def test_hydra_finds_the_sweeper_and_a_search_has_a_fixed_folder(monkeypatch: py
     from hydra.core.plugins import Plugins
     from hydra.plugins.sweeper import Sweeper
 
+    from mtbench.cli.hydra_app import register_resolvers
+
+    register_resolvers()  # `python -m mtbench` registers them before Hydra reads hydra.sweep.dir
     monkeypatch.setenv("MTBENCH_OUTPUT_DIR", str(tmp_path / "out"))
     names = {p.__name__ for p in Plugins.instance().discover(Sweeper)}
     assert "OptunaSweeper" in names
