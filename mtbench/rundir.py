@@ -587,15 +587,19 @@ def new_sweep_dir(output_dir: str | Path = "outputs") -> Path:
     now = datetime.datetime.now()
     day = Path(output_dir) / "multirun" / now.strftime("%Y-%m-%d")
     day.mkdir(parents=True, exist_ok=True)
-    stamp = now.strftime("%H-%M-%S")
+    return _make_first_free(day, now.strftime("%H-%M-%S"), "sweep")
+
+
+def _make_first_free(day: Path, stem: str, what: str) -> Path:
+    """Create ``day/stem``, else ``stem-1``, ``stem-2``, ...: mkdir is atomic, so exactly one process gets each."""
     for n in range(1000):
-        path = day / (stamp + (f"-{n}" if n else ""))
+        path = day / (stem + (f"-{n}" if n else ""))
         try:
-            path.mkdir()  # atomic: exactly one process creates it
+            path.mkdir()
             return path
         except FileExistsError:
             continue
-    raise FileExistsError(f"no free sweep folder under {day}")
+    raise FileExistsError(f"no free {what} folder under {day}")
 
 
 def new_run_dir(output_dir: str | Path = "outputs", env: Mapping[str, str] | None = None) -> Path:
@@ -615,11 +619,4 @@ def new_run_dir(output_dir: str | Path = "outputs", env: Mapping[str, str] | Non
     now = datetime.datetime.now()
     day = Path(output_dir) / "runs" / now.strftime("%Y-%m-%d")
     day.mkdir(parents=True, exist_ok=True)
-    for n in range(1000):
-        path = day / (now.strftime("%H-%M-%S-%f") + f"-{os.getpid()}" + (f"-{n}" if n else ""))
-        try:
-            path.mkdir()  # atomic: exactly one process creates it
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free run folder under {day}")
+    return _make_first_free(day, now.strftime("%H-%M-%S-%f") + f"-{os.getpid()}", "run")

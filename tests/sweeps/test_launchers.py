@@ -22,19 +22,15 @@ def launcher_config(name: str, extra: list[str] | None = None):
     return cfg
 
 
-def test_slurm_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What hydra-submitit-launcher does with hydra.launcher before `sbatch`, up to the script."""
+def sbatch_script(cfg, folder: Path) -> str:
+    """The sbatch script hydra-submitit-launcher would submit for ``cfg.hydra.launcher`` (needs submitit's
+    ``SlurmExecutor.affinity`` patched: "srun is here")."""
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-    from submitit.slurm.slurm import SlurmExecutor
 
-    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "srun is here"
-
-    cfg = launcher_config("slurm", ["hydra.launcher.partition=cpu", "hydra.launcher.account=proj42"])
-    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
     params.pop("_target_")
-    params["submitit_folder"] = str(tmp_path / "%j")
+    params["submitit_folder"] = str(folder / "%j")
     params["setup"] = [line.replace("${hydra.launcher.cpus_per_task}", str(params["cpus_per_task"]))
                        for line in params["setup"]]
     params["name"] = "mtbench"
@@ -42,7 +38,18 @@ def test_slurm_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch: p
                                      slurm_max_num_timeout=params.pop("max_num_timeout"))
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
-    script = executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid")
+    return executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid")
+
+
+def test_slurm_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What hydra-submitit-launcher does with hydra.launcher before `sbatch`, up to the script."""
+    from submitit.slurm.slurm import SlurmExecutor
+
+    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "srun is here"
+
+    cfg = launcher_config("slurm", ["hydra.launcher.partition=cpu", "hydra.launcher.account=proj42"])
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    script = sbatch_script(cfg, tmp_path)
     for line in ("#SBATCH --cpus-per-task=8", "#SBATCH --time=240", "#SBATCH --partition=cpu",
                  "#SBATCH --account=proj42", "#SBATCH --mem=16GB", "export MTBENCH_THREADS=8"):
         assert line in script, line
