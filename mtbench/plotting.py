@@ -36,7 +36,8 @@ _LABEL_SPOTS = [(dx * s, dy * r, "left" if s > 0 else "right", "bottom" if r > 0
 def annotate_apart(ax: Any, points: Sequence[tuple[float, float]], labels: Sequence[str],
                    fontsize: float = 7) -> list[Any]:
     """Label each point at the first spot around it where the text stays inside the axes and touches no label
-    (no legend, no labelled marker) placed before: labels of close points (a Pareto front, a trade-off curve) never run together.
+    (no legend, no labelled marker) placed before: labels of close points (a Pareto front, a trade-off curve)
+    never run together.
     Call it after everything else is drawn on ``ax``; where no spot is free the first one is used."""
     fig = ax.figure
     fig.tight_layout()

@@ -251,6 +251,11 @@ def point_label(values: Mapping[str, Any], keys: Sequence[str], prefix: str = ""
     return " ".join(p for p in (prefix, vals) if p)
 
 
+def job_point_label(job: Job, keys: Sequence[str]) -> str:
+    """``#3 water_dipole=2.48``: a job's :func:`point_label` (Pareto and trade-off plots)."""
+    return point_label(job.swept, keys, f"#{job.label}")
+
+
 def job_title(job: Job, keys: Sequence[str]) -> str:
     """``#3 fitting_weight.water_ener=4, seed=2``."""
     values = setting_label({k: v for k in keys if (v := job.swept.get(k)) is not None})

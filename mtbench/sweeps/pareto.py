@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from mtbench.sweeps.model import Job, Sweep, point_label, short_key
+from mtbench.sweeps.model import Job, Sweep, job_point_label, short_key
 
 PLOT_NAME = "pareto.png"
 CSV_NAME = "pareto.csv"
@@ -47,10 +47,6 @@ def pareto_jobs(sweep: Sweep) -> list[Job]:
     return [jobs[i] for i in non_dominated(values)]
 
 
-def _label(job: Job, sweep: Sweep) -> str:
-    return point_label(job.swept, sweep.keys, f"#{job.label}")
-
-
 def plot(sweep: Sweep, out: Path) -> Path | None:
     """``pareto.png``: every finished job on each pair of tasks (up to 3 pairs), colored by job number (a search's
     progress), the non-dominated ones circled in red and labelled with what they set."""
@@ -83,7 +79,7 @@ def plot(sweep: Sweep, out: Path) -> Path | None:
     fig.suptitle(f"{sweep.name}: Pareto front of the final validation errors (lower left is better)", fontsize=11)
     for ax, (a, b) in zip(axes[0], pairs):
         on = sorted(front, key=lambda i: (values[i][a], values[i][b]))
-        annotate_apart(ax, [(values[i][a], values[i][b]) for i in on], [_label(jobs[i], sweep) for i in on])
+        annotate_apart(ax, [(values[i][a], values[i][b]) for i in on], [job_point_label(jobs[i], sweep.keys) for i in on])
     return save_figure(fig, out / PLOT_NAME, dpi=110)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mtbench.plotting import annotate_apart, pyplot, save_figure
-from mtbench.sweeps.model import Job, Sweep, axis_key, job_title, point_label, short_key
+from mtbench.sweeps.model import Job, Sweep, axis_key, job_point_label, job_title, point_label, short_key
 from mtbench.sweeps.pareto import front_2d
 from mtbench.sweeps.stats import spread
 
@@ -150,14 +150,14 @@ def _tradeoff_points(sweep: Sweep, task_a: str, task_b: str
     """``(label, x, y, x_std, y_std)``: one point per finished job, or per setting (means ± std over its seeds)
     when the sweep has replicates."""
     if not sweep.replicated:
-        return [(point_label(j.swept, sweep.keys, f"#{j.label}"), sweep.ranked_value(j, task_a), sweep.ranked_value(j, task_b), 0.0, 0.0)
-                for j in sweep.jobs if j.ok]
+        return [(job_point_label(j, sweep.keys), sweep.ranked_value(j, task_a), sweep.ranked_value(j, task_b), 0.0,
+                 0.0) for j in sweep.jobs if j.ok]
     pts = []
     for s in sweep.settings():
         a, b = sweep.setting_spread(s, task_a), sweep.setting_spread(s, task_b)
         if a.n:
-            pts.append((point_label(s.values, sweep.keys) or s.title(), a.mean, b.mean, a.std if math.isfinite(a.std) else 0.0,
-                        b.std if math.isfinite(b.std) else 0.0))
+            pts.append((point_label(s.values, sweep.keys) or s.title(), a.mean, b.mean,
+                        a.std if math.isfinite(a.std) else 0.0, b.std if math.isfinite(b.std) else 0.0))
     return pts
 
 
