@@ -289,17 +289,12 @@ def _multi_worker(timeout: float) -> Distribution:
         resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
     else:
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    spec = resolver.cluster_spec().as_dict()
-    me = 0 if resolver.task_type == "chief" else int(resolver.task_id or 0)
+    # the strategy keeps this resolver: the cluster and this worker's index are read once, for the barrier too
+    addresses = list(resolver.cluster_spec().as_dict().get("worker", []))
+    worker = 0 if resolver.task_type == "chief" else int(resolver.task_id or 0)
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
-    startup_barrier(list(spec.get("worker", [])), me, timeout)
+    startup_barrier(addresses, worker, timeout)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)
-    cr = strategy.cluster_resolver
-    spec = cr.cluster_spec().as_dict() if cr is not None else {}
-    addresses = list(spec.get("worker", []))
-    worker = int(cr.task_id or 0) if cr is not None else 0
-    if cr is not None and cr.task_type == "chief":
-        worker = 0
     return Distribution("multi_worker", strategy, worker=worker, workers=max(len(addresses), 1),
                         worker_addresses=addresses)
 
