@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--mode", default="train", choices=["train", "fwd"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], help="descriptor key=json-value overrides")
+    ap.add_argument("--no-buckets", action="store_true", help="one attention window for all atoms (A/B)")
     args = ap.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -43,6 +44,8 @@ def main() -> None:
         k, v = kv.split("=", 1)
         cfg[k] = json.loads(v)
     desc = build_descriptor(cfg, ["O", "H"], np.random.default_rng(1))
+    if args.no_buckets:
+        desc.bucket_atoms = False
     d = Path(args.water)
     coord = np.load(d / "set.000/coord.npy")[:1].reshape(1, -1, 3).astype(np.float64)
     box = np.load(d / "set.000/box.npy")[:1].reshape(1, 3, 3).astype(np.float64)
@@ -90,7 +93,7 @@ def main() -> None:
     if args.profile:
         tf.profiler.experimental.stop()
     times, cpus = np.array(times), np.array(cpus)
-    print(f"{args.type} {args.precision} {args.mode} {args.set}: wall median {np.median(times):.4f} s "
+    print(f"{args.type} {args.precision} {args.mode} {args.set} buckets={not args.no_buckets}: wall median {np.median(times):.4f} s "
           f"min {times.min():.4f} | CPU median {np.median(cpus):.4f} s min {cpus.min():.4f} "
           f"IQR {np.subtract(*np.percentile(cpus, [75, 25])):.4f}")
 

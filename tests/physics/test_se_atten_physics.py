@@ -189,3 +189,39 @@ def test_trains_in_a_graph(variant: str) -> None:
         loss = tf.reduce_sum(mt.predict("t", coord, box, atype, nl)["force"] ** 2)
     grads = tape.gradient(loss, d.trainable_variables)  # forces do not see the fitting's output bias, only these
     assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+
+
+@pytest.mark.parametrize("nframes", [1, 2])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_neighbour_count_buckets_equal_one_window(variant: str, nframes: int) -> None:
+    """Attention per group of atoms with similar neighbour counts (the default) gives one shared window's energy,
+    forces, virial and force-loss weight gradient to 1e-12: each atom's rows never meet another atom's."""
+    import tensorflow as tf
+
+    from mtbench.model.descriptor.se_atten import ATTENTION_BUCKETS
+
+    rng = np.random.default_rng(11)
+    mt = make_model(variant, "ener")
+    frames = [random_frame(rng, n=40, periodic=False, min_dist=0.8) for _ in range(nframes)]
+    coord, atype = np.concatenate([f[0] for f in frames]), np.concatenate([f[1] for f in frames])
+    nl = mtbench_nlists(mt, coord, atype, None)
+    idx = next(iter(nl.values()))[0]
+    counts = (idx >= 0).sum(-1).ravel()
+    assert counts.size >= 2 * ATTENTION_BUCKETS and counts.max() - counts.min() >= 10  # the groups' windows differ
+    nl = {k: (tf.constant(i), tf.constant(s)) for k, (i, s) in nl.items()}
+    coord_t, box_t, atype_t = tf.constant(coord), tf.constant(np.zeros((nframes, 3, 3))), tf.constant(atype, tf.int32)
+    d = mt.descriptor
+    results = []
+    for buckets in (True, False):
+        d.bucket_atoms = buckets
+        with tf.GradientTape() as tape:
+            out = mt.predict("t", coord_t, box_t, atype_t, nl)
+            loss = tf.reduce_sum(out["force"] ** 2)
+        grads = tape.gradient(loss, d.trainable_variables)
+        results.append(({k: out[k].numpy() for k in ("energy", "force", "virial")}, [g.numpy() for g in grads]))
+    d.bucket_atoms = True
+    (out_b, grads_b), (out_w, grads_w) = results
+    for key in out_w:
+        np.testing.assert_allclose(out_b[key], out_w[key], rtol=1e-12, atol=1e-12 * np.max(np.abs(out_w[key])))
+    for gb, gw in zip(grads_b, grads_w):
+        np.testing.assert_allclose(gb, gw, rtol=1e-12, atol=1e-12 * max(np.max(np.abs(gw)), 1e-300))

@@ -61,6 +61,7 @@ from mtbench.model.type_embedding import TypeEmbedNet
 
 SMOOTH_ATTN_SHIFT = 20.0  # logits of switched-off pairs are pulled to -20 (DeePMD's ``attnw_shift``)
 DEFAULT_LN_EPS = 1e-5
+ATTENTION_BUCKETS = 4  # groups of atoms by neighbour count, each with its own attention window
 
 
 class LayerNorm(tf.Module):
@@ -289,11 +290,12 @@ class DescrptSeAtten(Descriptor):
                  temperature: float | None = None, exclude_types: Sequence[Sequence[int]] = (),
                  env_protection: float = 0.0, activation_function: str = "tanh", use_tebd_bias: bool = False,
                  precision: str = "float64", type_map: Sequence[str] | None = None, skip_padding: bool = True,
-                 name: str | None = None) -> None:
+                 bucket_atoms: bool = True, name: str | None = None) -> None:
         """``skip_padding``: attention over the slots some atom fills only (:meth:`_attend_real_slots`); False
-        forces the dense path over all ``sel`` slots (same numbers to rounding; for A/B checks and timing)."""
+        forces the dense path over all ``sel`` slots (same numbers to rounding; for A/B checks and timing).
+        ``bucket_atoms``: with ``skip_padding``, one window per group of atoms (:meth:`_attend_buckets`)."""
         super().__init__(name=name)
-        self.skip_padding = bool(skip_padding)
+        self.skip_padding, self.bucket_atoms = bool(skip_padding), bool(bucket_atoms)
         if tebd_input_mode not in ("concat", "strip"):
             raise ValueError(f"tebd_input_mode must be 'concat' or 'strip', got {tebd_input_mode!r}")
         if (tebd_input_mode == "strip") != (embeddings_strip is not None):
@@ -558,6 +560,36 @@ class DescrptSeAtten(Descriptor):
         """
         slot = tf.range(1, self.nnei + 1, dtype=tf.int32)
         n = tf.maximum(tf.reduce_max(tf.where(real, slot, tf.zeros_like(slot))), 1)
+        return self._attend_window(n, rr, sw, mask, nei_t, atype, tebd)
+
+    def _attend_buckets(self, real: tf.Tensor, rr: tf.Tensor, sw: tf.Tensor, mask: tf.Tensor, nei_t: tf.Tensor,
+                        atype: tf.Tensor, tebd: tf.Tensor) -> tf.Tensor:
+        """:meth:`_attend_real_slots` per group of atoms with similar neighbour counts.
+
+        The atoms of the batch are sorted by the last slot each fills and cut into ``ATTENTION_BUCKETS``
+        groups of equal size; each group's attention stops at its own last slot. Rows are independent per atom,
+        so this is the same sum as one window for all (to rounding); the attention work falls from
+        ``N max(n)^2`` to ``sum_g N_g max_g(n)^2`` (water: ~0.8).
+        """
+        slot = tf.range(1, self.nnei + 1, dtype=tf.int32)
+        last = tf.reshape(tf.reduce_max(tf.where(real, slot, tf.zeros_like(slot)), axis=-1), [-1])  # [N]
+        total = tf.size(last)
+        order = tf.argsort(last, stable=True)
+        flat = [tf.reshape(t, tf.concat([[1, total], tf.shape(t)[2:]], axis=0)) for t in (rr, sw, mask, nei_t)]
+        flat_atype = tf.reshape(atype, [1, total])
+        parts = []
+        for g in range(ATTENTION_BUCKETS):
+            ids = order[(g * total) // ATTENTION_BUCKETS:((g + 1) * total) // ATTENTION_BUCKETS]
+            n = tf.maximum(tf.reduce_max(tf.concat([tf.gather(last, ids), [1]], axis=0)), 1)
+            rr_g, sw_g, mask_g, nei_g = (tf.gather(t, ids, axis=1) for t in flat)
+            parts.append(self._attend_window(n, rr_g, sw_g, mask_g, nei_g, tf.gather(flat_atype, ids, axis=1),
+                                             tebd))
+        gr = tf.gather(tf.concat(parts, axis=1), tf.math.invert_permutation(order), axis=1)
+        return tf.reshape(gr, tf.concat([tf.shape(atype), tf.shape(gr)[2:]], axis=0))
+
+    def _attend_window(self, n: tf.Tensor, rr: tf.Tensor, sw: tf.Tensor, mask: tf.Tensor, nei_t: tf.Tensor,
+                       atype: tf.Tensor, tebd: tf.Tensor) -> tf.Tensor:
+        """``sum_j G_j^T R_j`` with attention over slots ``[0, n)``, padding rows beyond (see above)."""
         rr_a, rr_b = rr[:, :, :n], rr[:, :, n:]
         gg = self._pair_embedding(rr_a[..., :1], nei_t[:, :, :n], atype, sw[:, :, :n], tebd)
         gg = self._attend(gg, rr_a, sw[:, :, :n], mask[:, :, :n], n_extra=self.nnei - n)
@@ -583,7 +615,8 @@ class DescrptSeAtten(Descriptor):
         nei_t = tf.where(mask, tf.cast(nb.nei_type, atype.dtype), first)
         tebd = self.type_embedding()
         if self.attention and self.skip_padding:
-            gr = self._attend_real_slots(nb.mask, rr, sw, mask, nei_t, atype, tebd)
+            attend = self._attend_buckets if self.bucket_atoms else self._attend_real_slots
+            gr = attend(nb.mask, rr, sw, mask, nei_t, atype, tebd)
         else:
             gg = self._pair_embedding(rr[..., :1], nei_t, atype, sw, tebd)
             if self.attention:
