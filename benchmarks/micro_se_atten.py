@@ -2,7 +2,7 @@
 derivative) of the se_atten descriptor alone at the benchmark's size (water 192 atoms, sel 120, [25,50,100], attn
 128, 2 layers, attn_dotr). Prints the median of N repetitions and the neighbour-count statistics.
 
-    python benchmarks/micro_se_atten.py [--type se_atten|se_atten_v2] [--reps 15] [--profile DIR]
+    python benchmarks/micro_se_atten.py [--type se_atten|se_atten_v2] [--reps 15] [--profile DIR] [--no-buckets]
 """
 
 from __future__ import annotations
