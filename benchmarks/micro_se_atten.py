@@ -93,7 +93,8 @@ def main() -> None:
     if args.profile:
         tf.profiler.experimental.stop()
     times, cpus = np.array(times), np.array(cpus)
-    print(f"{args.type} {args.precision} {args.mode} {args.set} buckets={not args.no_buckets}: wall median {np.median(times):.4f} s "
+    print(f"{args.type} {args.precision} {args.mode} {args.set} buckets={not args.no_buckets}: "
+          f"wall median {np.median(times):.4f} s "
           f"min {times.min():.4f} | CPU median {np.median(cpus):.4f} s min {cpus.min():.4f} "
           f"IQR {np.subtract(*np.percentile(cpus, [75, 25])):.4f}")
 

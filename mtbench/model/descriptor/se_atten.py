@@ -558,9 +558,13 @@ class DescrptSeAtten(Descriptor):
         ``AttentionGates.n_extra`` adds back). So those rows follow their own cheap chain, and the result is the
         dense one to rounding (their rows of R are ``-davg/dstd``: zero with ``set_davg_zero``).
         """
-        slot = tf.range(1, self.nnei + 1, dtype=tf.int32)
-        n = tf.maximum(tf.reduce_max(tf.where(real, slot, tf.zeros_like(slot))), 1)
+        n = tf.maximum(tf.reduce_max(self._last_filled_slot(real)), 1)
         return self._attend_window(n, rr, sw, mask, nei_t, atype, tebd)
+
+    def _last_filled_slot(self, real: tf.Tensor) -> tf.Tensor:
+        """Per atom, the number of the last slot ``real`` fills (1-based; 0 for an atom without neighbours)."""
+        slot = tf.range(1, self.nnei + 1, dtype=tf.int32)
+        return tf.reduce_max(tf.where(real, slot, tf.zeros_like(slot)), axis=-1)
 
     def _attend_buckets(self, real: tf.Tensor, rr: tf.Tensor, sw: tf.Tensor, mask: tf.Tensor, nei_t: tf.Tensor,
                         atype: tf.Tensor, tebd: tf.Tensor) -> tf.Tensor:
@@ -571,8 +575,7 @@ class DescrptSeAtten(Descriptor):
         so this is the same sum as one window for all (to rounding); the attention work falls from
         ``N max(n)^2`` to ``sum_g N_g max_g(n)^2`` (water: ~0.8).
         """
-        slot = tf.range(1, self.nnei + 1, dtype=tf.int32)
-        last = tf.reshape(tf.reduce_max(tf.where(real, slot, tf.zeros_like(slot)), axis=-1), [-1])  # [N]
+        last = tf.reshape(self._last_filled_slot(real), [-1])  # [N]
         total = tf.size(last)
         order = tf.argsort(last, stable=True)
         flat = [tf.reshape(t, tf.concat([[1, total], tf.shape(t)[2:]], axis=0)) for t in (rr, sw, mask, nei_t)]
@@ -580,7 +583,7 @@ class DescrptSeAtten(Descriptor):
         parts = []
         for g in range(ATTENTION_BUCKETS):
             ids = order[(g * total) // ATTENTION_BUCKETS:((g + 1) * total) // ATTENTION_BUCKETS]
-            n = tf.maximum(tf.reduce_max(tf.concat([tf.gather(last, ids), [1]], axis=0)), 1)
+            n = tf.reduce_max(tf.concat([tf.gather(last, ids), [1]], axis=0))  # >= 1, also for an empty group
             rr_g, sw_g, mask_g, nei_g = (tf.gather(t, ids, axis=1) for t in flat)
             parts.append(self._attend_window(n, rr_g, sw_g, mask_g, nei_g, tf.gather(flat_atype, ids, axis=1),
                                              tebd))
