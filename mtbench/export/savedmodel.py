@@ -33,6 +33,7 @@ import tensorflow as tf
 from mtbench import __version__
 from mtbench.model.descriptor import NeighborSpec
 from mtbench.model.multitask import MultiTaskModel
+from mtbench.model.kernels import portable_graphs
 
 FORMAT = "mtbench-savedmodel"
 ENERGY_OUTPUTS = ("energy", "atom_energy", "force", "virial")
@@ -231,16 +232,17 @@ def save_savedmodel(out_dir: str | Path, model: MultiTaskModel, heads: Sequence[
                                                                      {t: model.heads[t] for t in heads})
     info = metadata(sub, heads, meta)
     module = ServingModule(sub, heads, info)
-    signatures = signature_functions(sub, heads, info)
-    if len(heads) == 1:
-        signatures["serving_default"] = signatures[heads[0]]
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         import shutil
 
         shutil.rmtree(tmp)
-    tf.saved_model.save(module, str(tmp), signatures=signatures,
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+    with portable_graphs():  # stock ops only: the SavedModel must load in plain TensorFlow
+        signatures = signature_functions(sub, heads, info)
+        if len(heads) == 1:
+            signatures["serving_default"] = signatures[heads[0]]
+        tf.saved_model.save(module, str(tmp), signatures=signatures,
+                            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
     save_mtbench_model(tmp / "assets" / SAVEDMODEL_ASSET, sub, spec=spec, meta=info)
     if out.exists():
         import shutil

@@ -50,6 +50,7 @@ from mtbench.model.env_mat import (
     env_stat_to_davg_dstd,
     normalize_env,
 )
+from mtbench.model.kernels import batch_matmul
 from mtbench.model.networks import (
     MLP,
     Dense,
@@ -170,7 +171,7 @@ class GatedAttentionLayer(tf.Module):
             shift = tf.where(mask, tf.zeros_like(sw), tf.fill(tf.shape(sw), tf.constant(-1e30, dtype)))[..., None, :]
             gate = query
         if self.dotr:
-            gate = gate * tf.matmul(r_hat, r_hat, transpose_b=True)
+            gate = gate * batch_matmul(r_hat, r_hat, transpose_b=True)
         if self.do_mask:
             gate = gate * (1.0 - tf.eye(tf.shape(sw)[-1], dtype=dtype))
         return AttentionGates(scale, shift, gate, tf.cast(n_extra, dtype) if self.smooth and n_extra is not None
@@ -199,7 +200,7 @@ class GatedAttentionLayer(tf.Module):
             q, k, v = (self._projection(x, part) for part in range(3))
         if self.normalize:
             q, k, v = (t * tf.math.rsqrt(tf.reduce_sum(t * t, axis=-1, keepdims=True)) for t in (q, k, v))
-        logits = tf.matmul(q * self.scaling, k, transpose_b=True)  # [..., n(query), n(key)]
+        logits = batch_matmul(q * self.scaling, k, transpose_b=True)  # [..., n(query), n(key)]
         if gates.scale is not None:
             logits = logits * gates.scale
         logits = logits + gates.shift
@@ -212,7 +213,7 @@ class GatedAttentionLayer(tf.Module):
             denom = tf.reduce_sum(e, axis=-1, keepdims=True) + gates.n_extra * tf.exp(-SMOOTH_ATTN_SHIFT - top)
             weights = e / denom
         weights = weights * gates.gate
-        out = self.out_proj(tf.matmul(weights, v))
+        out = self.out_proj(batch_matmul(weights, v))
         return self.layer_norm(x + out)
 
     def padding_rows(self, x: tf.Tensor) -> tf.Tensor:
@@ -599,7 +600,7 @@ class DescrptSeAtten(Descriptor):
         gg_pad = self._pair_embedding(rr_b[..., :1], nei_t[:, :, n:], atype, sw[:, :, n:], tebd)
         for layer in self.attention:
             gg_pad = layer.padding_rows(gg_pad)
-        return tf.matmul(gg, rr_a, transpose_a=True) + tf.matmul(gg_pad, rr_b, transpose_a=True)
+        return batch_matmul(gg, rr_a, transpose_a=True) + batch_matmul(gg_pad, rr_b, transpose_a=True)
 
     def __call__(self, neighbors: dict[NeighborSpec, Neighbors], atype: tf.Tensor) -> DescriptorOutput:
         nb = neighbors[self.neighbor_specs()[0]]
@@ -624,9 +625,9 @@ class DescrptSeAtten(Descriptor):
             gg = self._pair_embedding(rr[..., :1], nei_t, atype, sw, tebd)
             if self.attention:
                 gg = self._attend(gg, rr, sw, mask)
-            gr = tf.matmul(gg, rr, transpose_a=True)
+            gr = batch_matmul(gg, rr, transpose_a=True)
         gr = gr / tf.cast(self.nnei, dtype)  # [nf, nloc, M1, 4]
-        grrg = tf.matmul(gr, gr[:, :, : self.axis_neuron, :], transpose_b=True)  # [nf, nloc, M1, axis]
+        grrg = batch_matmul(gr, gr[:, :, : self.axis_neuron, :], transpose_b=True)  # [nf, nloc, M1, axis]
         shape = tf.shape(atype)
         desc = tf.reshape(grrg, [shape[0], shape[1], self.neuron[-1] * self.axis_neuron])
         if self.concat_output_tebd:

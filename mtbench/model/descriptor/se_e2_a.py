@@ -34,6 +34,7 @@ from mtbench.model.env_mat import (
     env_stat_to_davg_dstd,
     normalize_env,
 )
+from mtbench.model.kernels import batch_matmul
 from mtbench.model.networks import MLP, NetworkCollection, tf_dtype
 
 __all__ = ["DescrptSeA", "partition_by_type"]
@@ -115,7 +116,7 @@ class DescrptSeA(SmoothDescriptor):
     def _contract(block: tf.Tensor, net) -> tf.Tensor:
         """``sum_j G_j^T R_j`` over one block's slots: [rows, sel_t, 4] -> [rows, M1, 4]."""
         gg = net(block[..., :1])  # [rows, sel_t, M1]
-        return tf.matmul(gg, block, transpose_a=True)
+        return batch_matmul(gg, block, transpose_a=True)
 
     def _contract_real(self, rr: tf.Tensor, real: tf.Tensor, atype_rows: tf.Tensor, net, t: int) -> tf.Tensor:
         """``_contract`` evaluating the embedding net on real neighbours only.
@@ -132,7 +133,7 @@ class DescrptSeA(SmoothDescriptor):
         g = net(s_real)  # [P, M1]
         dense = tf.scatter_nd(keep, g, tf.cast(tf.stack([rows * sel_t, tf.shape(g)[1]]), tf.int64))
         dense = tf.reshape(dense, [rows, sel_t, -1])
-        gr = tf.matmul(dense, rr * tf.cast(real[..., None], rr.dtype), transpose_a=True)
+        gr = batch_matmul(dense, rr * tf.cast(real[..., None], rr.dtype), transpose_a=True)
         a = self.sec[t]
         s_pad = tf.cast(-self.davg[:, a, 0] / self.dstd[:, a, 0], rr.dtype)  # [ntypes]
         g_pad = net(s_pad[:, None])  # [ntypes, M1]
@@ -182,7 +183,7 @@ class DescrptSeA(SmoothDescriptor):
         gr = gr / tf.cast(self.nnei, gr.dtype)
         gr = tf.reshape(gr, [nf, nloc, m1, 4])
         gr1 = gr[:, :, : self.axis_neuron, :]
-        grrg = tf.matmul(gr, gr1, transpose_b=True)  # [nf, nloc, M1, axis]
+        grrg = batch_matmul(gr, gr1, transpose_b=True)  # [nf, nloc, M1, axis]
         desc = tf.reshape(grrg, [nf, nloc, m1 * self.axis_neuron])
         return DescriptorOutput(tf.cast(desc, tf.float64), tf.cast(gr[..., 1:], tf.float64))
 
