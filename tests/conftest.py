@@ -40,6 +40,15 @@ def _hermetic_caches(tmp_path_factory: pytest.TempPathFactory):
             os.environ[k] = v
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kernels_built(_hermetic_caches) -> None:  # noqa: ANN001
+    """Build mtbench's compiled kernel (~40 s, once per machine kind; xdist workers wait on its lock) before any
+    test, so no subprocess test pays for it inside its timeout."""
+    from mtbench.model.kernels.matmul import compiled
+
+    compiled()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 water molecules, 4 training + 2 validation frames per set (energy TIP3P/TIP4P, dipole, polar)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -25,6 +26,7 @@ SOURCE = Path(__file__).with_name("batch_matmul.cc")
 # Eigen's AVX512-FP16 packets do not compile with g++ 12; float16 is not used here, so that extension is left off.
 _ARCH_FLAGS = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
 BUILD_TIMEOUT_S = 600
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ def build_and_load() -> Built:
         with open(base / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not lib.exists():
+                _log.info("compiling mtbench's float64 CPU kernels for this machine (once, about a minute) into %s",
+                          base)
                 fd, tmp = tempfile.mkstemp(dir=base, suffix=".so.tmp")
                 os.close(fd)
                 try:

@@ -50,7 +50,7 @@ def compiled() -> Built:
         return Built(None, "a GPU is visible (the kernel is CPU-only)")
     built = build_and_load()
     if built.module is None:
-        _log.warning("mtbench: fast float64 CPU kernels unavailable (%s); training uses TensorFlow's own kernels, "
+        _log.warning("fast float64 CPU kernels unavailable (%s); training uses TensorFlow's own kernels, "
                      "slower for se_atten", built.reason)
     else:
         _register_gradient()
