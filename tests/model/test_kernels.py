@@ -15,11 +15,11 @@ import pytest
 import tensorflow as tf
 
 from mtbench.model.kernels import batch_matmul, portable_graphs
-from mtbench.model.kernels.matmul import OP_NAME, compiled
+from mtbench.model.kernels.build import compiler
+from mtbench.model.kernels.matmul import OP_NAME, compiled, enabled_by_env
 
 RTOL = 1e-12
-HAS_COMPILER = shutil.which(os.environ.get("CXX", "g++")) is not None or shutil.which("c++") is not None
-needs_kernel = pytest.mark.skipif(not HAS_COMPILER or os.environ.get("MTBENCH_KERNELS") == "0",
+needs_kernel = pytest.mark.skipif(compiler() is None or not enabled_by_env(),
                                   reason="no C++ compiler, or MTBENCH_KERNELS=0 (the fallback test still runs)")
 SHAPES = {  # name: (x shape, y shape, transpose_a, transpose_b)
     "xy": ((2, 3, 5, 7), (2, 3, 7, 4), False, False),
@@ -31,10 +31,8 @@ SHAPES = {  # name: (x shape, y shape, transpose_a, transpose_b)
 
 
 def _ops(fn: tf.types.experimental.ConcreteFunction) -> set[str]:
-    graphs = [fn.graph.as_graph_def()]
-    ops = {n.op for g in graphs for n in g.node}
-    ops |= {n.op for g in graphs for f in g.library.function for n in f.node_def}
-    return ops
+    graph = fn.graph.as_graph_def()
+    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
 
 
 @needs_kernel

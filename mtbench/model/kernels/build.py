@@ -53,7 +53,8 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _compiler() -> str | None:
+def compiler() -> str | None:
+    """The C++ compiler to build with: ``$CXX``, else g++, else c++ (None: there is none)."""
     return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
 
 
@@ -93,7 +94,7 @@ def build_and_load() -> Built:
     """The compiled kernels, built now if this machine kind has none in the cache."""
     import tensorflow as tf
 
-    cxx = _compiler()
+    cxx = compiler()
     if cxx is None:
         return Built(None, "no C++ compiler (g++, or $CXX) on PATH")
     if not (Path(tf.sysconfig.get_include()) / "tensorflow" / "core" / "framework" / "op_kernel.h").exists():
