@@ -1,5 +1,6 @@
-"""The compiled batched product: built here, equal to ``tf.matmul`` with its first and second derivatives (1e-12),
-kept out of saved graphs, and replaced by ``tf.matmul`` with one message where it cannot be built."""
+"""The compiled products (batched, plain, dense-layer): built here, equal to ``tf.matmul`` / ``tf.tensordot`` with
+their first and second derivatives (1e-12), kept out of saved graphs, and replaced by TensorFlow's with one message
+where they cannot be built."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtbench.model.kernels import batch_matmul, portable_graphs
+from mtbench.model.kernels import batch_matmul, dense_product, matmul, portable_graphs
 from mtbench.model.kernels.build import compiler
-from mtbench.model.kernels.matmul import OP_NAME, compiled, enabled_by_env
+from mtbench.model.kernels.matmul import MATMUL_OP_NAME, OP_NAME, compiled, enabled_by_env
 
 RTOL = 1e-12
 needs_kernel = pytest.mark.skipif(compiler() is None or not enabled_by_env(),
@@ -27,7 +28,23 @@ SHAPES = {  # name: (x shape, y shape, transpose_a, transpose_b)
     "xyT": ((6, 5, 7), (6, 4, 7), False, True),
     "xTyT": ((2, 3, 7, 5), (2, 3, 4, 7), True, True),
     "GtR-4col": ((5, 11, 9), (5, 11, 4), True, False),
+    "matrix-xy": ((5, 7), (7, 4), False, False),
+    "matrix-xTy": ((7, 5), (7, 4), True, False),
+    "matrix-xyT": ((5, 7), (4, 7), False, True),
+    "matrix-xTyT": ((7, 5), (4, 7), True, True),
+    "dense-rank4": ((2, 3, 5, 7), (7, 4), False, False),
+    "dense-rank2": ((5, 7), (7, 4), False, False),
 }
+
+
+def _fast_and_reference(case: str):  # noqa: ANN202
+    """The compiled-kernel function for ``case``, TensorFlow's equivalent, and the op the first must put in a graph."""
+    if case.startswith("dense"):
+        return ((lambda x, y, **_: dense_product(x, y)), (lambda x, y, **_: tf.tensordot(x, y, axes=1)),
+                MATMUL_OP_NAME)
+    if case.startswith("matrix"):
+        return matmul, tf.matmul, MATMUL_OP_NAME
+    return batch_matmul, tf.matmul, OP_NAME
 
 
 def _ops(fn: tf.types.experimental.ConcreteFunction) -> set[str]:
@@ -47,25 +64,26 @@ def test_the_kernel_builds_here() -> None:
 @pytest.mark.parametrize("case", list(SHAPES))
 def test_equal_to_tf_matmul_with_two_derivatives(case: str) -> None:
     xs, ys, ta, tb = SHAPES[case]
+    fast, reference, op_name = _fast_and_reference(case)
     rng = np.random.default_rng(len(case))
     x, y = tf.Variable(rng.normal(size=xs)), tf.Variable(rng.normal(size=ys))
-    w = tf.constant(rng.normal(size=tf.matmul(x, y, transpose_a=ta, transpose_b=tb).shape))
+    w = tf.constant(rng.normal(size=reference(x, y, transpose_a=ta, transpose_b=tb).shape))
 
-    def derivatives(matmul) -> list[np.ndarray]:  # noqa: ANN001
+    def derivatives(product) -> list[np.ndarray]:  # noqa: ANN001
         @tf.function(autograph=False)
         def run() -> list[tf.Tensor]:
             with tf.GradientTape() as outer:
                 with tf.GradientTape() as inner:
-                    z = matmul(x, y, transpose_a=ta, transpose_b=tb)
+                    z = product(x, y, transpose_a=ta, transpose_b=tb)
                     e = tf.reduce_sum(tf.tanh(z) * w)
                 gx, gy = inner.gradient(e, [x, y])
                 loss = tf.reduce_sum(gx * gx) + tf.reduce_sum(tf.sin(gy))  # like a force loss: d/dx of d/dx
             return [z, gx, gy, *outer.gradient(loss, [x, y])]
 
-        assert (OP_NAME in _ops(run.get_concrete_function())) == (matmul is batch_matmul)
+        assert (op_name in _ops(run.get_concrete_function())) == (product is fast)
         return [t.numpy() for t in run()]
 
-    for got, want in zip(derivatives(batch_matmul), derivatives(tf.matmul)):
+    for got, want in zip(derivatives(fast), derivatives(reference)):
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * np.abs(want).max())
         assert np.abs(want).max() > 0
 
@@ -88,6 +106,22 @@ def test_tf_matmul_where_the_kernel_does_not_apply() -> None:
     assert OP_NAME not in _ops(fn)
     fn = tf.function(lambda: batch_matmul(f64, f64, transpose_b=True)).get_concrete_function()
     assert OP_NAME in _ops(fn)
+
+
+@needs_kernel
+def test_tf_matmul_for_matrices_where_the_kernel_does_not_apply() -> None:
+    """The plain and dense-layer products: float32 and portable graphs keep TensorFlow's MatMul."""
+    rng = np.random.default_rng(4)
+    x, w = tf.constant(rng.normal(size=(4, 3, 5))), tf.constant(rng.normal(size=(5, 2)))
+    x32, w32 = tf.cast(x, tf.float32), tf.cast(w, tf.float32)
+    for name, fn in {"matmul float32": lambda: matmul(x32[0], w32), "dense float32": lambda: dense_product(x32, w32),
+                     "rank 3": lambda: matmul(x, x, transpose_b=True)}.items():
+        assert MATMUL_OP_NAME not in _ops(tf.function(fn).get_concrete_function()), name
+    with portable_graphs():
+        fn = tf.function(lambda: dense_product(x, w)).get_concrete_function()
+    assert MATMUL_OP_NAME not in _ops(fn)
+    assert MATMUL_OP_NAME in _ops(tf.function(lambda: dense_product(x, w)).get_concrete_function())
+    assert MATMUL_OP_NAME in _ops(tf.function(lambda: matmul(x[0], w)).get_concrete_function())
 
 
 @needs_kernel

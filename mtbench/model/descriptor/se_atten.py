@@ -50,7 +50,7 @@ from mtbench.model.env_mat import (
     env_stat_to_davg_dstd,
     normalize_env,
 )
-from mtbench.model.kernels import batch_matmul
+from mtbench.model.kernels import batch_matmul, dense_product
 from mtbench.model.networks import (
     MLP,
     Dense,
@@ -185,7 +185,7 @@ class GatedAttentionLayer(tf.Module):
         """
         h = self.hidden_dim
         w = self.in_proj.w[:, part * h:(part + 1) * h]
-        y = tf.tensordot(x, w, axes=1)
+        y = dense_product(x, w)
         if self.in_proj.b is not None:
             y = y + self.in_proj.b[part * h:(part + 1) * h]
         return y

@@ -1,5 +1,5 @@
 """Kernels compiled on the user's machine (``build``), behind drop-in functions that fall back to TensorFlow's."""
 
-from mtbench.model.kernels.matmul import batch_matmul, portable_graphs
+from mtbench.model.kernels.matmul import batch_matmul, dense_product, matmul, portable_graphs
 
-__all__ = ["batch_matmul", "portable_graphs"]
+__all__ = ["batch_matmul", "dense_product", "matmul", "portable_graphs"]

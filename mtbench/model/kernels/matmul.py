@@ -1,12 +1,15 @@
-"""``batch_matmul``: ``tf.matmul`` for batched float64 products, on the compiled kernel where it can run.
+"""``batch_matmul``, ``matmul`` and ``dense_product``: ``tf.matmul`` for float64, on compiled kernels where they run.
 
-TensorFlow's CPU wheels compile their float64 ``BatchMatMulV2`` for a baseline instruction set; at the attention's
-shapes ([atoms, ~100, 128] x [atoms, 128, ~100]) it runs at half the rate of the same product compiled for the host
-(measured 17-20 against 33 GF/s on one core, 4-column ``G^T R`` products 5 against 10; ``benchmarks/README.md``).
-The compiled kernel is used for float64, same-rank operands without broadcasting, on machines without a GPU, and
-never in graphs that are saved (:func:`portable_graphs`): a frozen model must load in plain TensorFlow. Everywhere
-else, and where building failed (said once per process), this is ``tf.matmul``. Both give the same numbers to
-rounding (tested to 1e-12, first and second derivatives included). ``MTBENCH_KERNELS=0`` turns it off.
+TensorFlow's CPU wheels compile their float64 ``MatMul`` and ``BatchMatMulV2`` for a baseline instruction set
+(float32 goes to oneDNN, which is as fast as a compiled kernel or faster). At the attention's batched shapes
+([atoms, ~100, 128] x [atoms, 128, ~100]) that runs at half the rate of the same product compiled for the host
+(measured 17-20 against 33 GF/s on one core, 4-column ``G^T R`` products 5 against 10), and the dense layers'
+products ([rows, 100] x [100, 128], fitting [192, 1600] x [1600, 240]) at 0.35-0.7 of it (``benchmarks/README.md``).
+The compiled kernels are used for float64 on machines without a GPU (batched: same-rank operands without
+broadcasting), and never in graphs that are saved (:func:`portable_graphs`): a frozen model must load in plain
+TensorFlow. Everywhere else, and where building failed (said once per process), this is ``tf.matmul``. Both give
+the same numbers to rounding (tested to 1e-12, first and second derivatives included). ``MTBENCH_KERNELS=0`` turns
+them off.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tensorflow as tf
 from mtbench.model.kernels.build import Built, build_and_load
 
 OP_NAME = "MtbenchBatchMatMul"
+MATMUL_OP_NAME = "MtbenchMatMul"
 _log = logging.getLogger(__name__)
 _portable: contextvars.ContextVar[bool] = contextvars.ContextVar("mtbench_portable_graphs", default=False)
 
@@ -61,19 +65,31 @@ def _raw(x: tf.Tensor, y: tf.Tensor, adj_x: bool, adj_y: bool) -> tf.Tensor:
     return compiled().module.mtbench_batch_mat_mul(x, y, adj_x=adj_x, adj_y=adj_y)
 
 
+def _raw2(a: tf.Tensor, b: tf.Tensor, ta: bool, tb: bool) -> tf.Tensor:
+    return compiled().module.mtbench_mat_mul(a, b, transpose_a=ta, transpose_b=tb)
+
+
+def _product_gradient(raw, x: tf.Tensor, y: tf.Tensor, tx: bool, ty: bool, dz: tf.Tensor
+                      ) -> tuple[tf.Tensor, tf.Tensor]:
+    """d/dx and d/dy of ``z = op(x) op(y)`` (op: transpose or not), with the same kernel ``raw``."""
+    if not tx and not ty:  # z = x y
+        return raw(dz, y, False, True), raw(x, dz, True, False)
+    if tx and not ty:  # z = x^T y
+        return raw(y, dz, False, True), raw(x, dz, False, False)
+    if not tx and ty:  # z = x y^T
+        return raw(dz, y, False, False), raw(dz, x, True, False)
+    return raw(y, dz, True, True), raw(dz, x, True, True)  # z = x^T y^T
+
+
 @functools.lru_cache(maxsize=1)
 def _register_gradient() -> None:
     @tf.RegisterGradient(OP_NAME)
     def _grad(op: tf.Operation, dz: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x, y = op.inputs
-        ax, ay = op.get_attr("adj_x"), op.get_attr("adj_y")
-        if not ax and not ay:  # z = x y
-            return _raw(dz, y, False, True), _raw(x, dz, True, False)
-        if ax and not ay:  # z = x^T y
-            return _raw(y, dz, False, True), _raw(x, dz, False, False)
-        if not ax and ay:  # z = x y^T
-            return _raw(dz, y, False, False), _raw(dz, x, True, False)
-        return _raw(y, dz, True, True), _raw(dz, x, True, True)  # z = x^T y^T
+        return _product_gradient(_raw, *op.inputs, op.get_attr("adj_x"), op.get_attr("adj_y"), dz)
+
+    @tf.RegisterGradient(MATMUL_OP_NAME)
+    def _grad2(op: tf.Operation, dz: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return _product_gradient(_raw2, *op.inputs, op.get_attr("transpose_a"), op.get_attr("transpose_b"), dz)
 
 
 def _fits(x: tf.Tensor, y: tf.Tensor) -> bool:
@@ -88,3 +104,23 @@ def batch_matmul(x: tf.Tensor, y: tf.Tensor, transpose_a: bool = False, transpos
     if not _portable.get() and _fits(x, y) and compiled().module is not None:
         return _raw(x, y, transpose_a, transpose_b)
     return tf.matmul(x, y, transpose_a=transpose_a, transpose_b=transpose_b)
+
+
+def _compiled_float64(*tensors: tf.Tensor) -> bool:
+    return not _portable.get() and all(t.dtype == tf.float64 for t in tensors) and compiled().module is not None
+
+
+def matmul(a: tf.Tensor, b: tf.Tensor, transpose_a: bool = False, transpose_b: bool = False) -> tf.Tensor:
+    """``tf.matmul`` of two matrices (rank 2)."""
+    if a.shape.rank == 2 and b.shape.rank == 2 and _compiled_float64(a, b):
+        return _raw2(a, b, transpose_a, transpose_b)
+    return tf.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+
+
+def dense_product(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+    """``x @ w`` over the last axis of ``x`` (any rank >= 2) and a matrix ``w``: ``tf.tensordot(x, w, axes=1)``."""
+    if x.shape.rank == 2 or not _compiled_float64(x, w):
+        return matmul(x, w) if x.shape.rank == 2 else tf.tensordot(x, w, axes=1)
+    shape = tf.shape(x)
+    y = _raw2(tf.reshape(x, [-1, shape[-1]]), w, False, False)
+    return tf.reshape(y, tf.concat([shape[:-1], tf.shape(w)[1:]], axis=0))
