@@ -83,13 +83,24 @@ def configure_runtime(threads: int | None = None, *, warm_up: bool = True) -> No
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """mtbench messages as ``mtbench: warning: ...`` lines; other libraries stay quiet."""
+    """mtbench messages as ``mtbench: warning: ...`` lines; other libraries stay quiet.
+
+    They do not propagate to the root logger (whose console handler would print them twice under Hydra), so the
+    root's log files (Hydra's ``<run dir>/hydra_app.log``) are attached here too: a job's log file holds mtbench's
+    warnings as its terminal showed them.
+    """
     logger = logging.getLogger("mtbench")
     if not any(getattr(h, "_mtbench", False) for h in logger.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("mtbench: %(levelname)s: %(message)s"))
         handler._mtbench = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+    root_files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    for stale in [h for h in logger.handlers if isinstance(h, logging.FileHandler) and h not in root_files]:
+        logger.removeHandler(stale)  # the previous job's file, in a multirun that runs jobs in one process
+    for file_handler in root_files:
+        if file_handler not in logger.handlers:
+            logger.addHandler(file_handler)
     logger.setLevel(level)
     logger.propagate = False
     # "Creating initial MLflow database tables..." and the like (mlflow sets its level from this when imported)

@@ -61,6 +61,19 @@ def test_hydra_run_logs_to_mlflow(tmp_path: Path, data_dir: Path) -> None:
     assert "input.json" in arts and "lcurve.water_ener.out" in arts and ".hydra" in arts
 
 
+def test_mtbench_warnings_reach_the_run_log_file(tmp_path: Path, data_dir: Path) -> None:
+    """A job's log file (Hydra's ``hydra_app.log`` in the run folder) holds mtbench's warnings as the terminal showed
+    them, once each: here the real one of a machine whose compiler fails (the kernels fall back)."""
+    env = {"CXX": "false", "MTBENCH_KERNELS_DIR": str(tmp_path / "kernels"), "MTBENCH_KERNELS": "1"}
+    proc = run(["mtbench", "debug=fast", "tracking=none", "hydra.run.dir=outputs/run"], tmp_path, data_dir,
+               env_extra=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = "fast float64 CPU kernels unavailable"
+    assert proc.stderr.count(said) == 1, proc.stderr[-3000:]
+    log = (tmp_path / "outputs" / "run" / "hydra_app.log").read_text()
+    assert log.count(said) == 1, log[-3000:]
+
+
 def test_cfg_job_shows_composition_without_training(tmp_path: Path, data_dir: Path) -> None:
     proc = run(["mtbench", "--cfg", "job", "descriptor=se_e2_a", "fitting=ener_dipole_polar"], tmp_path, data_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]
