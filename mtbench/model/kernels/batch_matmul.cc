@@ -1,5 +1,6 @@
-// Batched matrix product for CPU, compiled on the user's machine for its own instruction set (see build.py): TensorFlow's
-// float64 BatchMatMulV2 kernel runs at half the machine's rate at the attention's shapes; results equal it to rounding.
+// Matrix products for CPU, compiled on the user's machine for its own instruction set (see build.py): TensorFlow's
+// float64 BatchMatMulV2 and MatMul kernels are built for a baseline instruction set and run at 0.3-0.7 of the
+// machine's rate at the models' shapes (benchmarks/kernel_rates.py); results equal them to rounding.
 
 #define EIGEN_USE_THREADS
 #include "tensorflow/core/framework/op.h"

@@ -55,7 +55,7 @@ def compiled() -> Built:
     built = build_and_load()
     if built.module is None:
         _log.warning("fast float64 CPU kernels unavailable (%s); training uses TensorFlow's own kernels, "
-                     "slower for se_atten", built.reason)
+                     "slower in float64", built.reason)
     else:
         _register_gradient()
     return built
@@ -92,22 +92,23 @@ def _register_gradient() -> None:
         return _product_gradient(_raw2, *op.inputs, op.get_attr("transpose_a"), op.get_attr("transpose_b"), dz)
 
 
-def _fits(x: tf.Tensor, y: tf.Tensor) -> bool:
+def _compiled_float64(*tensors: tf.Tensor) -> bool:
+    """The compiled kernels apply: float64 operands, not tracing a portable graph, and the kernels built."""
+    return not _portable.get() and all(t.dtype == tf.float64 for t in tensors) and compiled().module is not None
+
+
+def _same_batch(x: tf.Tensor, y: tf.Tensor) -> bool:
     rank = x.shape.rank
-    if x.dtype != tf.float64 or y.dtype != tf.float64 or rank is None or rank < 3 or y.shape.rank != rank:
+    if rank is None or rank < 3 or y.shape.rank != rank:
         return False
     return all(a is None or b is None or a == b for a, b in zip(x.shape[:-2], y.shape[:-2]))
 
 
 def batch_matmul(x: tf.Tensor, y: tf.Tensor, transpose_a: bool = False, transpose_b: bool = False) -> tf.Tensor:
     """``tf.matmul(x, y, transpose_a=, transpose_b=)`` for real tensors of rank >= 3 with equal batch dimensions."""
-    if not _portable.get() and _fits(x, y) and compiled().module is not None:
+    if _same_batch(x, y) and _compiled_float64(x, y):
         return _raw(x, y, transpose_a, transpose_b)
     return tf.matmul(x, y, transpose_a=transpose_a, transpose_b=transpose_b)
-
-
-def _compiled_float64(*tensors: tf.Tensor) -> bool:
-    return not _portable.get() and all(t.dtype == tf.float64 for t in tensors) and compiled().module is not None
 
 
 def matmul(a: tf.Tensor, b: tf.Tensor, transpose_a: bool = False, transpose_b: bool = False) -> tf.Tensor:
