@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 
-from mtbench import runtime  # noqa: F401  (threads)
 import tensorflow as tf
 
 from mtbench.model.kernels.matmul import compiled

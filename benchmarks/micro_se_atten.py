@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mtbench import runtime  # noqa: F401  (threads)
 import tensorflow as tf
 
 from mtbench.data.neighbor import NeighborSpec, build_neighbor_list

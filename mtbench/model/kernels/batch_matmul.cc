@@ -1,6 +1,7 @@
 // Matrix products for CPU, compiled on the user's machine for its own instruction set (see build.py): TensorFlow's
-// float64 BatchMatMulV2 and MatMul kernels are built for a baseline instruction set and run at 0.3-0.7 of the
-// machine's rate at the models' shapes (benchmarks/kernel_rates.py); results equal them to rounding.
+// float64 BatchMatMulV2 and MatMul kernels are built for a baseline instruction set and run at 0.3-0.95 of the
+// rate of the same code built for the host, at the models' shapes (benchmarks/kernel_rates.py); results equal them
+// to rounding.
 
 #define EIGEN_USE_THREADS
 #include "tensorflow/core/framework/op.h"

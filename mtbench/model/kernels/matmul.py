@@ -4,7 +4,8 @@ TensorFlow's CPU wheels compile their float64 ``MatMul`` and ``BatchMatMulV2`` f
 (float32 goes to oneDNN, which is as fast as a compiled kernel or faster). At the attention's batched shapes
 ([atoms, ~100, 128] x [atoms, 128, ~100]) that runs at half the rate of the same product compiled for the host
 (measured 17-20 against 33 GF/s on one core, 4-column ``G^T R`` products 5 against 10), and the dense layers'
-products ([rows, 100] x [100, 128], fitting [192, 1600] x [1600, 240]) at 0.35-0.7 of it (``benchmarks/README.md``).
+products ([rows, 100] x [100, 128], fitting [192, 1600] x [1600, 240]) at 0.5-0.95 of it (one or two threads;
+``benchmarks/kernel_rates.py``).
 The compiled kernels are used for float64 on machines without a GPU (batched: same-rank operands without
 broadcasting), and never in graphs that are saved (:func:`portable_graphs`): a frozen model must load in plain
 TensorFlow. Everywhere else, and where building failed (said once per process), this is ``tf.matmul``. Both give
@@ -120,8 +121,10 @@ def matmul(a: tf.Tensor, b: tf.Tensor, transpose_a: bool = False, transpose_b: b
 
 def dense_product(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
     """``x @ w`` over the last axis of ``x`` (any rank >= 2) and a matrix ``w``: ``tf.tensordot(x, w, axes=1)``."""
-    if x.shape.rank == 2 or not _compiled_float64(x, w):
-        return matmul(x, w) if x.shape.rank == 2 else tf.tensordot(x, w, axes=1)
+    if x.shape.rank == 2:
+        return matmul(x, w)
+    if not _compiled_float64(x, w):
+        return tf.tensordot(x, w, axes=1)
     shape = tf.shape(x)
     y = _raw2(tf.reshape(x, [-1, shape[-1]]), w, False, False)
     return tf.reshape(y, tf.concat([shape[:-1], tf.shape(w)[1:]], axis=0))
