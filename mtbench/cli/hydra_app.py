@@ -27,6 +27,7 @@ def _task_function(cfg: Any) -> "RunResult":
     from mtbench.runtime import configure_logging, configure_runtime
     from mtbench.cli.train import exit_if_stopped
     from mtbench.train.run import RunResult, run_training
+    from mtbench.train.signals import CommandSignals
 
     configure_runtime(warm_up=OmegaConf.select(cfg, "training.distributed") != "multi_worker")
     configure_logging()
@@ -49,17 +50,18 @@ def _task_function(cfg: Any) -> "RunResult":
             tracking["run_name"] = job_run_name(hc.job.num, overrides, keys)
         tags["mlflow.note.content"] = job_note(hc.job.num, overrides, keys)
     output_dir = Path(str(cfg.paths.output_dir)) if "paths" in cfg else Path("outputs")
-    summary = exit_on_user_error(
-        lambda: run_training(spec, run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
-                             output_dir=output_dir, tags=tags, extra_artifacts=[hydra_dir / ".hydra"],
-                             parent_run_id=parent_run_id(tracking), progress=True),
-        prog="mtbench", reraise=multirun)
     import shlex
 
     keep = [o for o in overrides if not o.startswith(("training.restart=", "hydra.run.dir="))]
-    exit_if_stopped(summary, shlex.join([sys.executable, "-m", "mtbench", *keep,
-                                         f"training.restart={run_dir.resolve()}",
-                                         f"hydra.run.dir={run_dir.resolve()}"]))
+    with CommandSignals():  # a second signal after a stop exits at once, until the process ends
+        summary = exit_on_user_error(
+            lambda: run_training(spec, run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
+                                 output_dir=output_dir, tags=tags, extra_artifacts=[hydra_dir / ".hydra"],
+                                 parent_run_id=parent_run_id(tracking), progress=True),
+            prog="mtbench", reraise=multirun)
+        exit_if_stopped(summary, shlex.join([sys.executable, "-m", "mtbench", *keep,
+                                             f"training.restart={run_dir.resolve()}",
+                                             f"hydra.run.dir={run_dir.resolve()}"]))
     print_summary(summary)
     return RunResult.from_summary(summary)  # a float (the objective) carrying each task's final error
 

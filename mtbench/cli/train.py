@@ -71,7 +71,13 @@ def main(argv: list[str] | None = None) -> dict:
         print_summary(result.summary)
         return result.summary
 
-    return run_command(COMMAND, run)
+    def run_with_signals() -> dict:
+        from mtbench.train.signals import CommandSignals
+
+        with CommandSignals():  # a second signal after a stop exits at once, until the process ends
+            return run()
+
+    return run_command(COMMAND, run_with_signals)
 
 
 def summary_title(summary: Mapping[str, Any]) -> str:
