@@ -16,7 +16,7 @@ import numpy as np
 
 import tensorflow as tf
 
-from mtbench.model.kernels.matmul import compiled
+from mtbench.model.kernels.library import compiled
 
 ROWS = 192 * 92  # atoms x filled neighbour slots
 # name: (x shape, y shape, transpose_a, transpose_b); rank 2 -> MatMul, rank 3 -> BatchMatMulV2

@@ -44,7 +44,7 @@ def _hermetic_caches(tmp_path_factory: pytest.TempPathFactory):
 def _kernels_built(_hermetic_caches) -> None:  # noqa: ANN001
     """Build mtbench's compiled kernel (~40 s, once per machine kind; xdist workers wait on its lock) before any
     test, so no subprocess test pays for it inside its timeout."""
-    from mtbench.model.kernels.matmul import compiled
+    from mtbench.model.kernels.library import compiled
 
     compiled()
 

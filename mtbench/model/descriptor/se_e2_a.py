@@ -34,7 +34,7 @@ from mtbench.model.env_mat import (
     env_stat_to_davg_dstd,
     normalize_env,
 )
-from mtbench.model.kernels import batch_matmul
+from mtbench.model.kernels import batch_matmul, real_pair_sum
 from mtbench.model.networks import MLP, NetworkCollection, tf_dtype
 
 __all__ = ["DescrptSeA", "partition_by_type"]
@@ -127,13 +127,10 @@ class DescrptSeA(SmoothDescriptor):
         """
         rows = tf.shape(rr)[0]
         sel_t = self.sel[t]
-        flat = tf.reshape(rr, [-1, 4])
-        keep = tf.where(tf.reshape(real, [-1]))  # [P, 1] flat slot indices
-        s_real = tf.gather_nd(flat[:, :1], keep)  # [P, 1]
-        g = net(s_real)  # [P, M1]
-        dense = tf.scatter_nd(keep, g, tf.cast(tf.stack([rows * sel_t, tf.shape(g)[1]]), tf.int64))
-        dense = tf.reshape(dense, [rows, sel_t, -1])
-        gr = batch_matmul(dense, rr * tf.cast(real[..., None], rr.dtype), transpose_a=True)
+        keep = tf.where(tf.reshape(real, [-1]))[:, 0]  # [P] flat slot indices, ascending
+        r_real = tf.gather(tf.reshape(rr, [-1, 4]), keep)  # [P, 4]
+        g = net(r_real[:, :1])  # [P, M1]
+        gr = real_pair_sum(g, r_real, keep, rows, sel_t)
         a = self.sec[t]
         s_pad = tf.cast(-self.davg[:, a, 0] / self.dstd[:, a, 0], rr.dtype)  # [ntypes]
         g_pad = net(s_pad[:, None])  # [ntypes, M1]

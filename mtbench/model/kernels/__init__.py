@@ -1,5 +1,7 @@
 """Kernels compiled on the user's machine (``build``), behind drop-in functions that fall back to TensorFlow's."""
 
-from mtbench.model.kernels.matmul import batch_matmul, dense_product, matmul, portable_graphs
+from mtbench.model.kernels.library import portable_graphs
+from mtbench.model.kernels.matmul import batch_matmul, dense_product, matmul
+from mtbench.model.kernels.rows import real_pair_sum
 
-__all__ = ["batch_matmul", "dense_product", "matmul", "portable_graphs"]
+__all__ = ["batch_matmul", "dense_product", "matmul", "portable_graphs", "real_pair_sum"]

@@ -10,7 +10,7 @@ from mtbench import runtime
 
 def main() -> int:
     runtime.import_tensorflow_quietly()
-    from mtbench.model.kernels.matmul import compiled
+    from mtbench.model.kernels.library import compiled
 
     built = compiled()
     if built.module is None:

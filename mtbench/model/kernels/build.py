@@ -22,7 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("batch_matmul.cc")
+#: the C++ sources, built into one library
+SOURCES = tuple(sorted(Path(__file__).parent.glob("*.cc")))
 # Eigen's AVX512-FP16 packets do not compile with g++ 12; float16 is not used here, so that extension is left off.
 _ARCH_FLAGS = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
 BUILD_TIMEOUT_S = 600
@@ -67,7 +68,7 @@ def _tf_flags() -> tuple[list[str], list[str], str]:
 def library_key(cxx: str) -> str:
     """What the binary depends on; a change of any part builds a new one."""
     compile_flags, link_flags, version = _tf_flags()
-    parts = [SOURCE.read_bytes().decode(), version, " ".join(compile_flags + link_flags), cxx, _cpu_flags(),
+    parts = [*(src.read_bytes().decode() for src in SOURCES), version, " ".join(compile_flags + link_flags), cxx, _cpu_flags(),
              platform.machine()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
@@ -77,7 +78,7 @@ def _compile(cxx: str, out: Path) -> str:
     compile_flags, link_flags, _ = _tf_flags()
     last = ""
     for arch in _ARCH_FLAGS:
-        cmd = [cxx, "-shared", "-fPIC", "-O3", "-w", *arch, str(SOURCE), "-o", str(out), *compile_flags,
+        cmd = [cxx, "-shared", "-fPIC", "-O3", "-w", *arch, *map(str, SOURCES), "-o", str(out), *compile_flags,
                *link_flags]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
@@ -107,7 +108,7 @@ def build_and_load() -> Built:
         with open(base / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not lib.exists():
-                _log.info("compiling mtbench's float64 CPU kernels for this machine (once, about a minute) into %s",
+                _log.info("compiling mtbench's CPU kernels for this machine (once, about a minute) into %s",
                           base)
                 fd, tmp = tempfile.mkstemp(dir=base, suffix=".so.tmp")
                 os.close(fd)

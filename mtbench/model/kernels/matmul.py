@@ -6,68 +6,27 @@ TensorFlow's CPU wheels compile their float64 ``MatMul`` and ``BatchMatMulV2`` f
 (measured 17-20 against 33 GF/s on one core, 4-column ``G^T R`` products 5 against 10), and the dense layers'
 products ([rows, 100] x [100, 128], fitting [192, 1600] x [1600, 240]) at 0.5-0.95 of it (one or two threads;
 ``benchmarks/kernel_rates.py``).
-The compiled kernels are used for float64 on machines without a GPU (batched: same-rank operands without
-broadcasting), and never in graphs that are saved (:func:`portable_graphs`): a frozen model must load in plain
-TensorFlow. Everywhere else, and where building failed (said once per process), this is ``tf.matmul``. Both give
-the same numbers to rounding (tested to 1e-12, first and second derivatives included). ``MTBENCH_KERNELS=0`` turns
-them off.
+The compiled kernels are used for float64 where :func:`~mtbench.model.kernels.library.applies` (batched:
+same-rank operands without broadcasting); everywhere else this is ``tf.matmul``. Both give the same numbers to
+rounding (tested to 1e-12, first and second derivatives included).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import functools
-import logging
-import os
-from collections.abc import Iterator
-
 import tensorflow as tf
 
-from mtbench.model.kernels.build import Built, build_and_load
+from mtbench.model.kernels.library import applies, module
 
 OP_NAME = "MtbenchBatchMatMul"
 MATMUL_OP_NAME = "MtbenchMatMul"
-_log = logging.getLogger(__name__)
-_portable: contextvars.ContextVar[bool] = contextvars.ContextVar("mtbench_portable_graphs", default=False)
-
-
-@contextlib.contextmanager
-def portable_graphs() -> Iterator[None]:
-    """Graphs traced inside use stock TensorFlow ops only (for SavedModels that load without mtbench)."""
-    token = _portable.set(True)
-    try:
-        yield
-    finally:
-        _portable.reset(token)
-
-
-def enabled_by_env() -> bool:
-    return os.environ.get("MTBENCH_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-@functools.lru_cache(maxsize=1)
-def compiled() -> Built:
-    """The compiled kernels of this process (built on first call); the fallback is announced here, once."""
-    if not enabled_by_env():
-        return Built(None, "MTBENCH_KERNELS=0")
-    if tf.test.is_built_with_cuda() and tf.config.list_physical_devices("GPU"):  # (no device probe without CUDA)
-        return Built(None, "a GPU is visible (the kernel is CPU-only)")
-    built = build_and_load()
-    if built.module is None:
-        _log.warning("fast float64 CPU kernels unavailable (%s); training uses TensorFlow's own kernels, "
-                     "slower in float64", built.reason)
-    else:
-        _register_gradient()
-    return built
 
 
 def _raw(x: tf.Tensor, y: tf.Tensor, adj_x: bool, adj_y: bool) -> tf.Tensor:
-    return compiled().module.mtbench_batch_mat_mul(x, y, adj_x=adj_x, adj_y=adj_y)
+    return module().mtbench_batch_mat_mul(x, y, adj_x=adj_x, adj_y=adj_y)
 
 
 def _raw2(a: tf.Tensor, b: tf.Tensor, ta: bool, tb: bool) -> tf.Tensor:
-    return compiled().module.mtbench_mat_mul(a, b, transpose_a=ta, transpose_b=tb)
+    return module().mtbench_mat_mul(a, b, transpose_a=ta, transpose_b=tb)
 
 
 def _product_gradient(raw, x: tf.Tensor, y: tf.Tensor, tx: bool, ty: bool, dz: tf.Tensor
@@ -82,20 +41,14 @@ def _product_gradient(raw, x: tf.Tensor, y: tf.Tensor, tx: bool, ty: bool, dz: t
     return raw(y, dz, True, True), raw(dz, x, True, True)  # z = x^T y^T
 
 
-@functools.lru_cache(maxsize=1)
-def _register_gradient() -> None:
-    @tf.RegisterGradient(OP_NAME)
-    def _grad(op: tf.Operation, dz: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return _product_gradient(_raw, *op.inputs, op.get_attr("adj_x"), op.get_attr("adj_y"), dz)
-
-    @tf.RegisterGradient(MATMUL_OP_NAME)
-    def _grad2(op: tf.Operation, dz: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return _product_gradient(_raw2, *op.inputs, op.get_attr("transpose_a"), op.get_attr("transpose_b"), dz)
+@tf.RegisterGradient(OP_NAME)
+def _batch_grad(op: tf.Operation, dz: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return _product_gradient(_raw, *op.inputs, op.get_attr("adj_x"), op.get_attr("adj_y"), dz)
 
 
-def _compiled_float64(*tensors: tf.Tensor) -> bool:
-    """The compiled kernels apply: float64 operands, not tracing a portable graph, and the kernels built."""
-    return not _portable.get() and all(t.dtype == tf.float64 for t in tensors) and compiled().module is not None
+@tf.RegisterGradient(MATMUL_OP_NAME)
+def _matmul_grad(op: tf.Operation, dz: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return _product_gradient(_raw2, *op.inputs, op.get_attr("transpose_a"), op.get_attr("transpose_b"), dz)
 
 
 def _same_batch(x: tf.Tensor, y: tf.Tensor) -> bool:
@@ -107,14 +60,14 @@ def _same_batch(x: tf.Tensor, y: tf.Tensor) -> bool:
 
 def batch_matmul(x: tf.Tensor, y: tf.Tensor, transpose_a: bool = False, transpose_b: bool = False) -> tf.Tensor:
     """``tf.matmul(x, y, transpose_a=, transpose_b=)`` for real tensors of rank >= 3 with equal batch dimensions."""
-    if _same_batch(x, y) and _compiled_float64(x, y):
+    if _same_batch(x, y) and applies(x, y):
         return _raw(x, y, transpose_a, transpose_b)
     return tf.matmul(x, y, transpose_a=transpose_a, transpose_b=transpose_b)
 
 
 def matmul(a: tf.Tensor, b: tf.Tensor, transpose_a: bool = False, transpose_b: bool = False) -> tf.Tensor:
     """``tf.matmul`` of two matrices (rank 2)."""
-    if a.shape.rank == 2 and b.shape.rank == 2 and _compiled_float64(a, b):
+    if a.shape.rank == 2 and b.shape.rank == 2 and applies(a, b):
         return _raw2(a, b, transpose_a, transpose_b)
     return tf.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
 
@@ -123,7 +76,7 @@ def dense_product(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
     """``x @ w`` over the last axis of ``x`` (any rank >= 2) and a matrix ``w``: ``tf.tensordot(x, w, axes=1)``."""
     if x.shape.rank == 2:
         return matmul(x, w)
-    if not _compiled_float64(x, w):
+    if not applies(x, w):
         return tf.tensordot(x, w, axes=1)
     shape = tf.shape(x)
     y = _raw2(tf.reshape(x, [-1, shape[-1]]), w, False, False)
