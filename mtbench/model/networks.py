@@ -97,9 +97,10 @@ class Dense(tf.Module):
         if self.resnet and self.num_out == self.num_in:
             y = y + x
         elif self.resnet and self.num_out == 2 * self.num_in:
-            # y + [x, x] written as a broadcast over a split axis: its gradient is one sum, not two slices
+            # y + [x, x] written as a broadcast over a split axis: its gradient is one sum, not two slices (and
+            # expand_dims, not x[..., None, :], whose gradient would be a full StridedSliceGrad pass)
             shape = tf.shape(y)
-            halves = tf.reshape(y, tf.concat([shape[:-1], [2, self.num_in]], axis=0)) + x[..., None, :]
+            halves = tf.reshape(y, tf.concat([shape[:-1], [2, self.num_in]], axis=0)) + tf.expand_dims(x, -2)
             y = tf.reshape(halves, shape)
         return y
 
