@@ -1,6 +1,8 @@
 """GF/s of TensorFlow's matrix products against mtbench's compiled kernels (``mtbench/model/kernels``) at the shapes
 of the benchmark models: se_atten's attention (water, 192 atoms, ~100 filled slots, attn 128, embedding 100), the
-dense layers (embedding and projections on [atoms x slots] rows, fitting net on [atoms, 1600]).
+dense layers (embedding and projections on [atoms x slots] rows, fitting net on [atoms, 1600]); then se_e2_a's
+row sums ``G^T R`` over real neighbours (``kernels.real_pair_sum``: water's 192 atoms x 92 H slots, 65% real, M 100)
+against stock TensorFlow's scatter into the padded layout and batched product (its portable path).
 
     python benchmarks/kernel_rates.py [--threads 1] [--precision float64|float32|both] [--reps 20]
 
@@ -16,6 +18,7 @@ import numpy as np
 
 import tensorflow as tf
 
+from mtbench.model.kernels import portable_graphs, real_pair_sum
 from mtbench.model.kernels.library import compiled
 
 ROWS = 192 * 92  # atoms x filled neighbour slots
@@ -77,6 +80,32 @@ def main() -> None:
             diff = float(tf.reduce_max(tf.abs(fast(x, y) - want)) / tf.reduce_max(tf.abs(want)))
             print(f"| {name} | {dtype} | {flops / t_ref:.1f} | {flops / t_fast:.1f} | {t_ref / t_fast:.2f} | "
                   f"{diff:.1e} |")
+        _row_sums(rng, dtype, args.reps)
+
+
+def _row_sums(rng: np.random.Generator, dtype: str, reps: int) -> None:
+    """The forward row sum and its two gradient kernels (as in the force and its loss) against the padded path."""
+    rows, width, m = 192, 92, 100
+    slots = tf.where(tf.reshape(rng.random((rows, width)) < 0.65, [-1]))[:, 0]
+    g = tf.constant(rng.standard_normal((int(slots.shape[0]), m)).astype(dtype))
+    r = tf.constant(rng.standard_normal((int(slots.shape[0]), 4)).astype(dtype))
+
+    def step(g: tf.Tensor, r: tf.Tensor) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            tape.watch([g, r])
+            t = real_pair_sum(g, r, slots, rows, width)
+            e = tf.reduce_sum(t * t)
+        return [t, *tape.gradient(e, [g, r])]
+
+    fast = tf.function(step)
+    with portable_graphs():
+        reference = tf.function(step).get_concrete_function(g, r)
+    fast_fn = fast.get_concrete_function(g, r)
+    flops = 3 * 2 * int(slots.shape[0]) * m * 4 / 1e9
+    t_ref, t_fast = _seconds(reference, g, r, reps=reps), _seconds(fast_fn, g, r, reps=reps)
+    diff = max(float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(b))) for a, b in zip(fast_fn(g, r), reference(g, r)))
+    print(f"| row sums: G^T R over real pairs and its two gradients, {rows}x{width} slots, M {m} | {dtype} | "
+          f"{flops / t_ref:.1f} | {flops / t_fast:.1f} | {t_ref / t_fast:.2f} | {diff:.1e} |")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib.data import BenchData, fill_input, replicate_system, resolve_data
 from benchlib.envs import default_venv_root
 from benchlib.monitor import run_monitored
-from benchlib.report import print_tables, stats, summarize, write_json
+from benchlib.report import at_reference_mix, print_tables, stats, summarize, write_json
 from benchlib.tools import REFERENCE_TOOL, REPO_ROOT, Tool, lcurve_step, make_tools
 
 HERE = Path(__file__).resolve().parent
@@ -136,6 +136,8 @@ def run_one(tool: Tool, workload: Workload, spec: dict[str, Any], run_dir: Path,
         "own_train_s_per_step": per_step("own_train_s"),
         "own_wall_s_per_step": per_step("own_wall_s"),
         "blocks": blocks,
+        "head_steps": tool.head_steps(run_dir),  # the mix of a multi-task run: compare only like mixes
+        "head_step_s": tool.head_step_s(run_dir),
         "final": final,
         "final_last3_mean": last3,
         "lcurves": lcurves,
@@ -179,7 +181,8 @@ def describe_run(label: str, r: dict[str, Any]) -> str:
             f"{fmt(s['median'], '.4f')} s/step (IQR {fmt(s['iqr'], '.4f')}; own {fmt(own['median'], '.4f')}; "
             f"CPU {fmt(stats(r['cpu_s_per_step'])['median'], '.3f')} s/step), "
             f"start-up {fmt(r['startup_s'], '.1f')} s, end {fmt(r.get('after_last_line_s'), '.1f')} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
-            f"val rmse_e {fmt(r['final'].get('rmse_e_val'), '.3e')}, rmse_f {fmt(r['final'].get('rmse_f_val'), '.3e')}")
+            f"val rmse_e {fmt(r['final'].get('rmse_e_val'), '.3e')}, rmse_f {fmt(r['final'].get('rmse_f_val'), '.3e')}"
+            + (f", steps per head {r['head_steps']}" if len(r.get("head_steps") or {}) > 1 else ""))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -383,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 runs = mode_runs(mode, args, tools, workloads, data, work)
                 results["summary"][mode] = summarize(runs, ("workload", "tool"), REFERENCE_TOOL)
+                results["summary"][f"{mode}_at_reference_mix"] = at_reference_mix(runs, REFERENCE_TOOL)
             results["runs"].extend(runs)
             write_json(out, results)
     except KeyboardInterrupt:

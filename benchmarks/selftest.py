@@ -172,6 +172,25 @@ def test_summary_ratio() -> None:
     assert stats([1.0, 2.0, 3.0, 4.0])["iqr"] == 1.5
 
 
+def test_dp_head_steps_follow_its_loop() -> None:
+    """DeePMD-kit 2.2.11 draws before step 0 and once per step; steps 0 and 1 run the first draw's head."""
+    from benchlib.dp_head_steps import executed
+
+    assert executed([1, 0, 0, 1]) == [1, 1, 0]  # 3 steps from 4 draws
+    assert executed([0, 1]) == [0] and executed([]) == []
+
+
+def test_at_reference_mix() -> None:
+    from benchlib.report import at_reference_mix
+
+    runs = [{"workload": "m", "tool": "ref", "returncode": 0, "head_steps": {"e": 3, "d": 1},
+             "own_train_s_per_step": [1.0, 1.0]},
+            {"workload": "m", "tool": "new", "returncode": 0, "head_steps": {"e": 1, "d": 3},
+             "head_step_s": {"e": 0.8, "d": 0.4}}]
+    (row,) = at_reference_mix(runs, "ref")
+    assert abs(row["s_per_step_at_reference_mix"] - (3 * 0.8 + 0.4) / 4) < 1e-12 and abs(row["ratio"] - 0.7) < 1e-12
+
+
 def main() -> int:
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     failed = 0

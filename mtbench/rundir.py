@@ -104,7 +104,9 @@ class Summary:
     fractions: dict[str, float] = field(default_factory=dict)
     requested: dict[str, float] = field(default_factory=dict)  # sampling probabilities asked for
     best: dict[str, dict[str, Any]] = field(default_factory=dict)  # = checkpoints/best.json
-    timing: dict[str, list] = field(default_factory=dict)  # {"steps": [...], "step_s": [...]}
+    # {"steps": [...], "step_s": [...], "task_s": {task: s}, "task_steps": {task: n}, "task_first_s": {task: s}}
+    # (this process's steps; task_s/task_steps without each task's first, traced step)
+    timing: dict[str, Any] = field(default_factory=dict)
     run_dir: str | None = None
     objective: float | None = None
     run_id: str | None = None

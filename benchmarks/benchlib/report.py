@@ -70,6 +70,39 @@ def summarize(runs: Sequence[Mapping[str, Any]], keys: Sequence[str], reference_
     return rows
 
 
+def at_reference_mix(runs: Sequence[Mapping[str, Any]], reference_tool: str) -> list[dict[str, Any]]:
+    """Multi-task runs draw their heads at random, so two tools' runs of the same input train different mixes (160
+    draws at 2:1 land anywhere from ~60% to ~75% energy steps) and their s/step are not comparable as they are.
+    For each workload and tool that times its steps per head (``head_step_s``): its s/step at the reference's mix
+    (the reference runs' ``head_steps``, pooled), and the ratio to the reference's own training s/step."""
+    out = []
+    ref_runs = {}
+    for r in runs:
+        if r.get("tool") == reference_tool and len(r.get("head_steps") or {}) > 1 and r.get("returncode") == 0:
+            ref_runs.setdefault(r["workload"], []).append(r)
+    for workload, refs in ref_runs.items():
+        mix: dict[str, int] = {}
+        for r in refs:
+            for head, n in r["head_steps"].items():
+                mix[head] = mix.get(head, 0) + n
+        ref_s = stats([x for r in refs for x in r.get("own_train_s_per_step", [])])["median"]
+        tools = sorted({r["tool"] for r in runs if r.get("workload") == workload and r.get("head_step_s")})
+        for tool in tools:
+            costs: dict[str, list[float]] = {}
+            for r in runs:
+                if r.get("workload") == workload and r.get("tool") == tool and r.get("returncode") == 0:
+                    for head, sec in (r.get("head_step_s") or {}).items():
+                        costs.setdefault(head, []).append(sec)
+            if set(mix) - set(costs):
+                continue
+            total = sum(mix.values())
+            s_mix = sum(n * _median(costs[h]) for h, n in mix.items()) / total
+            out.append({"workload": workload, "tool": tool, "reference_head_steps": mix,
+                        "head_step_s": {h: _median(c) for h, c in costs.items()}, "s_per_step_at_reference_mix": s_mix,
+                        "reference_own_train_s_per_step": ref_s, "ratio": s_mix / ref_s if ref_s else None})
+    return out
+
+
 def _fmt(x: float | None, spec: str = ".3f", scale: float = 1.0) -> str:
     return "-" if x is None else format(x * scale, spec)
 
@@ -109,6 +142,12 @@ def print_tables(results: Mapping[str, Any], reference_tool: str) -> None:
                       "reports none. CPU s/step: user+system CPU time of the training process per step "
                       "(same blocks as s/step; less disturbed by other load than wall time). Peak RSS: the kernel's ru_maxrss of the training "
                       "process.")
+    for row in results.get("summary", {}).get("timing_at_reference_mix") or []:
+        mix = ", ".join(f"{h} {n}" for h, n in row["reference_head_steps"].items())
+        costs = ", ".join(f"{h} {s:.4f}" for h, s in row["head_step_s"].items())
+        console.print(f"{row['workload']}: {row['tool']} at {reference_tool}'s mix of heads ({mix} steps), from its "
+                      f"own s per step of each head ({costs}): {_fmt(row['s_per_step_at_reference_mix'], '.4f')} "
+                      f"s/step, train ratio {_fmt(row['ratio'], '.2f')}")
     budget = results.get("summary", {}).get("budget") or []
     if budget:
         t = Table(title=f"Time to accuracy: same wall-clock budget ({results['config'].get('time_budget_s')} s "

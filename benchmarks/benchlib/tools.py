@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import json
 import os
 import math
 import re
@@ -156,6 +157,14 @@ class Tool:
     def versions(self) -> dict[str, str | None]:
         return {}
 
+    def head_steps(self, run_dir: Path) -> dict[str, int]:
+        """Steps trained per multi-task head ({} where the tool does not say)."""
+        return {}
+
+    def head_step_s(self, run_dir: Path) -> dict[str, float]:
+        """Mean seconds of one training step per head, timed step by step ({} where the tool does not time them)."""
+        return {}
+
     def __repr__(self) -> str:
         return self.name
 
@@ -219,7 +228,14 @@ class DeepmdTool(Tool):
 
     def command(self, input_name: str) -> list[str]:
         backend = [f"--{self.backend}"] if self.backend else []
+        if self.recipe.name.startswith("deepmd-kit-2.2"):  # counts the steps of each head (head_steps.json)
+            return [str(self._python), str(Path(__file__).with_name("dp_head_steps.py")), "train", input_name,
+                    "--skip-neighbor-stat"]
         return [str(self.dp), *backend, "train", input_name, "--skip-neighbor-stat"]
+
+    def head_steps(self, run_dir: Path) -> dict[str, int]:
+        path = run_dir / "head_steps.json"
+        return json.loads(path.read_text())["head_steps"] if path.exists() else {}
 
     def versions(self) -> dict[str, str | None]:
         if self._python is None:
@@ -280,6 +296,16 @@ class MtbenchTool(Tool):
             return parse_mtbench_timing(summary.to_dict()) if summary is not None else []
         except (MtbenchError, TypeError, ValueError):
             return []
+
+    def head_steps(self, run_dir: Path) -> dict[str, int]:
+        path = run_dir / "out" / "summary.json"
+        return dict(json.loads(path.read_text()).get("counts", {})) if path.exists() else {}
+
+    def head_step_s(self, run_dir: Path) -> dict[str, float]:
+        path = run_dir / "out" / "summary.json"
+        timing = json.loads(path.read_text()).get("timing", {}) if path.exists() else {}
+        secs, steps = timing.get("task_s") or {}, timing.get("task_steps") or {}
+        return {t: secs[t] / steps[t] for t in secs if steps.get(t)}
 
     def versions(self) -> dict[str, str | None]:
         out = {}

@@ -364,9 +364,12 @@ class Trainer:
                 task = self.sampler.draw()
                 rt = self.runtime[task]
                 lr = rt.lr.value(self.step)
+                t_step = time.perf_counter()
                 loss, metrics, desc_grad, finite = self.dist.train_step(
                     task, rt.steps, rt.train_data, rt.train_rng, lr, rt.lr.ratio(self.step), stop)
-                if bool(finite):  # read with the metrics below: no extra host sync
+                ok = bool(finite)  # the step's one host sync: the metrics below are ready with it
+                self._time_task(task, time.perf_counter() - t_step)
+                if ok:
                     rt.window.append({k: float(v) for k, v in metrics.items()})
                     rt.grad.add(desc_grad.numpy())
                     rt.last_loss = float(loss)
@@ -403,6 +406,19 @@ class Trainer:
                 "requested": dict(zip(self.sampler.tasks, map(float, self.sampler.requested))),
                 "best": self.best.summary(), "val_best": self._val_best(), "timing": self.timing,
                 "run_dir": str(self.run_dir)}
+
+    def _time_task(self, task: str, seconds: float) -> None:
+        """Seconds and steps per task in this process (batch, step and sync), each task's first step (its
+        tracing) left out: a multi-task run's per-head costs, so that runs with different random mixes of heads
+        can be compared (``benchmarks/run.py``)."""
+        first = self.timing.setdefault("task_first_s", {})
+        if task not in first:
+            first[task] = seconds
+            return
+        self.timing.setdefault("task_s", {}).setdefault(task, 0.0)
+        self.timing["task_s"][task] += seconds
+        self.timing.setdefault("task_steps", {}).setdefault(task, 0)
+        self.timing["task_steps"][task] += 1
 
     def _val_best(self) -> dict[str, dict[str, float]]:
         """``{task: {metric: lowest per-display validation value after step 0}}`` at full precision (the lcurve

@@ -90,6 +90,12 @@ def test_sampling_counts_sum_to_steps(tiny_spec, tmp_path: Path) -> None:
     summary = tr.train()
     assert sum(summary["counts"].values()) == 10
     assert summary["steps"] == 10
+    # each task's step time (for comparing runs with different mixes of tasks), its traced first step apart
+    timing = summary["timing"]
+    assert set(timing["task_first_s"]) == set(summary["counts"])
+    assert timing["task_steps"] == {t: n - 1 for t, n in summary["counts"].items() if n > 1}
+    assert all(0 < timing["task_s"][t] < timing["task_first_s"][t] * timing["task_steps"][t] * 10
+               for t in timing["task_s"])
 
 
 def test_missing_label_for_nonzero_prefactor_is_an_error(tiny_spec, tmp_path: Path) -> None:
