@@ -108,7 +108,7 @@ def build_and_load() -> Built:
         with open(base / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not lib.exists():
-                _log.info("compiling mtbench's CPU kernels for this machine (once, about a minute) into %s",
+                _log.info("compiling mtbench's CPU kernels for this machine (once, 1-1.5 min) into %s",
                           base)
                 fd, tmp = tempfile.mkstemp(dir=base, suffix=".so.tmp")
                 os.close(fd)
