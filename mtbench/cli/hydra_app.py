@@ -53,7 +53,7 @@ def _task_function(cfg: Any) -> "RunResult":
     import shlex
 
     keep = [o for o in overrides if not o.startswith(("training.restart=", "hydra.run.dir="))]
-    with CommandSignals():  # a second signal after a stop exits at once, until the process ends
+    with CommandSignals():  # after a stop the process ends with 130/143, a second signal included
         summary = exit_on_user_error(
             lambda: run_training(spec, run_dir=run_dir, base_dir=Path(hc.runtime.cwd), tracking=tracking,
                                  output_dir=output_dir, tags=tags, extra_artifacts=[hydra_dir / ".hydra"],

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     def run_with_signals() -> dict:
         from mtbench.train.signals import CommandSignals
 
-        with CommandSignals():  # a second signal after a stop exits at once, until the process ends
+        with CommandSignals():  # after a stop the process ends with 130/143, a second signal included
             return run()
 
     return run_command(COMMAND, run_with_signals)
