@@ -85,6 +85,7 @@ def at_reference_mix(runs: Sequence[Mapping[str, Any]], reference_tool: str) -> 
         for r in refs:
             for head, n in r["head_steps"].items():
                 mix[head] = mix.get(head, 0) + n
+        total = sum(mix.values())
         ref_s = stats([x for r in refs for x in r.get("own_train_s_per_step", [])])["median"]
         tools = sorted({r["tool"] for r in runs if r.get("workload") == workload and r.get("head_step_s")})
         for tool in tools:
@@ -95,7 +96,6 @@ def at_reference_mix(runs: Sequence[Mapping[str, Any]], reference_tool: str) -> 
                         costs.setdefault(head, []).append(sec)
             if set(mix) - set(costs):
                 continue
-            total = sum(mix.values())
             s_mix = sum(n * _median(costs[h]) for h, n in mix.items()) / total
             out.append({"workload": workload, "tool": tool, "reference_head_steps": mix,
                         "head_step_s": {h: _median(c) for h, c in costs.items()}, "s_per_step_at_reference_mix": s_mix,

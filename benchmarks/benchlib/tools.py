@@ -286,24 +286,27 @@ class MtbenchTool(Tool):
 
         return {task: read_lcurve(f).get("default", []) for task, f in RunDir(run_dir / "out").lcurves().items()}
 
-    def own_timing(self, run_dir: Path, log_text: str, disp_freq: int) -> list[TimingBlock]:
+    @staticmethod
+    def _summary(run_dir: Path) -> dict[str, Any]:
+        """The run's summary.json as a dict, read by its owner (``RunDir``); {} when absent or unreadable."""
         _ensure_mtbench()
         from mtbench.errors import MtbenchError
         from mtbench.rundir import RunDir
 
         try:
             summary = RunDir(run_dir / "out").read_summary()
-            return parse_mtbench_timing(summary.to_dict()) if summary is not None else []
+            return summary.to_dict() if summary is not None else {}
         except (MtbenchError, TypeError, ValueError):
-            return []
+            return {}
+
+    def own_timing(self, run_dir: Path, log_text: str, disp_freq: int) -> list[TimingBlock]:
+        return parse_mtbench_timing(self._summary(run_dir))
 
     def head_steps(self, run_dir: Path) -> dict[str, int]:
-        path = run_dir / "out" / "summary.json"
-        return dict(json.loads(path.read_text()).get("counts", {})) if path.exists() else {}
+        return dict(self._summary(run_dir).get("counts") or {})
 
     def head_step_s(self, run_dir: Path) -> dict[str, float]:
-        path = run_dir / "out" / "summary.json"
-        timing = json.loads(path.read_text()).get("timing", {}) if path.exists() else {}
+        timing = self._summary(run_dir).get("timing") or {}
         secs, steps = timing.get("task_s") or {}, timing.get("task_steps") or {}
         return {t: secs[t] / steps[t] for t in secs if steps.get(t)}
 

@@ -127,7 +127,7 @@ class Trainer:
         self.tasks = task_view(spec)
         self.step = 0
         self.best = BestTracker({t: best_metric_name(ts) for t, ts in self.tasks.items()})
-        self.timing: dict[str, list] = {"steps": [], "step_s": []}
+        self.timing: dict[str, Any] = {"steps": [], "step_s": [], "task_first_s": {}, "task_s": {}, "task_steps": {}}
         self.history: dict[str, list[dict[str, float]]] = {t: [] for t in self.tasks}
         self.dist = distribution if distribution is not None else current_distribution()
         with self.dist.scope():  # data-parallel: model and Adam variables mirrored on every replica
@@ -411,14 +411,11 @@ class Trainer:
         """Seconds and steps per task in this process (batch, step and sync), each task's first step (its
         tracing) left out: a multi-task run's per-head costs, so that runs with different random mixes of heads
         can be compared (``benchmarks/run.py``)."""
-        first = self.timing.setdefault("task_first_s", {})
-        if task not in first:
-            first[task] = seconds
+        if task not in self.timing["task_first_s"]:
+            self.timing["task_first_s"][task] = seconds
             return
-        self.timing.setdefault("task_s", {}).setdefault(task, 0.0)
-        self.timing["task_s"][task] += seconds
-        self.timing.setdefault("task_steps", {}).setdefault(task, 0)
-        self.timing["task_steps"][task] += 1
+        self.timing["task_s"][task] = self.timing["task_s"].get(task, 0.0) + seconds
+        self.timing["task_steps"][task] = self.timing["task_steps"].get(task, 0) + 1
 
     def _val_best(self) -> dict[str, dict[str, float]]:
         """``{task: {metric: lowest per-display validation value after step 0}}`` at full precision (the lcurve

@@ -22,7 +22,7 @@ using namespace tensorflow;
 
 namespace {
 
-Status RowIdsOk(OpKernelContext* ctx, const Tensor& ids, int64_t pairs, int64_t rows) {
+Status RowIdsOk(const Tensor& ids, int64_t pairs, int64_t rows) {
   if (ids.dims() != 1 || ids.dim_size(0) != pairs)
     return errors::InvalidArgument("row_ids must be a vector with one entry per pair (", pairs, "), got shape ",
                                    ids.shape().DebugString());
@@ -150,7 +150,7 @@ class RowOuterSumOp : public OpKernel {
     const int64_t rows = ctx->input(3).scalar<int64_t>()();
     const int64_t P = g.dim_size(0), M = g.dim_size(1), C = r.dim_size(1);
     OP_REQUIRES(ctx, rows >= 0, errors::InvalidArgument("rows must be >= 0"));
-    OP_REQUIRES_OK(ctx, RowIdsOk(ctx, ids, P, rows));
+    OP_REQUIRES_OK(ctx, RowIdsOk(ids, P, rows));
     Tensor* t = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({rows, M, C}), &t));
     if (t->NumElements() == 0) return;
@@ -172,27 +172,25 @@ class RowOuterSumOp : public OpKernel {
 };
 
 // A and B share their loop: for each pair, a product with its row's [M, C] block.
+// Output [P, d's axis DAxis]: M for A (axis 1), C for B (axis 2).
+template <int DAxis>
+Status ApplyShape(shape_inference::InferenceContext* c) {
+  shape_inference::ShapeHandle d, x;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &d));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &x));
+  c->set_output(0, c->Matrix(c->Dim(x, 0), c->Dim(d, DAxis)));
+  return OkStatus();
+}
+
 REGISTER_OP("MtbenchRowApply")
     .Input("d: T").Input("r: T").Input("row_ids: int64").Output("a: T")
     .Attr("T: {float, double}")
-    .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle d, r;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &d));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &r));
-      c->set_output(0, c->Matrix(c->Dim(r, 0), c->Dim(d, 1)));
-      return OkStatus();
-    });
+    .SetShapeFn(ApplyShape<1>);
 
 REGISTER_OP("MtbenchRowApplyT")
     .Input("d: T").Input("g: T").Input("row_ids: int64").Output("b: T")
     .Attr("T: {float, double}")
-    .SetShapeFn([](shape_inference::InferenceContext* c) {
-      shape_inference::ShapeHandle d, g;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &d));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &g));
-      c->set_output(0, c->Matrix(c->Dim(g, 0), c->Dim(d, 2)));
-      return OkStatus();
-    });
+    .SetShapeFn(ApplyShape<2>);
 
 template <typename T, bool Transposed>
 class RowApplyOp : public OpKernel {
@@ -206,7 +204,7 @@ class RowApplyOp : public OpKernel {
     const int64_t rows = d.dim_size(0), M = d.dim_size(1), C = d.dim_size(2), P = x.dim_size(0);
     OP_REQUIRES(ctx, x.dim_size(1) == (Transposed ? M : C),
                 errors::InvalidArgument(name, ": inner dimensions differ"));
-    OP_REQUIRES_OK(ctx, RowIdsOk(ctx, ctx->input(2), P, rows));
+    OP_REQUIRES_OK(ctx, RowIdsOk(ctx->input(2), P, rows));
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({P, Transposed ? C : M}), &out));
     if (out->NumElements() == 0) return;

@@ -30,11 +30,12 @@ def real_pair_sum(g: tf.Tensor, r: tf.Tensor, slots: tf.Tensor, rows: tf.Tensor,
     rows = tf.cast(rows, tf.int64)
     if applies(g, r, dtypes=_DTYPES):
         return module().mtbench_row_outer_sum(g, r, slots // width, rows)
-    dense = tf.stack([rows * width, tf.cast(tf.shape(g)[1], tf.int64)])
-    dense_g = tf.reshape(tf.scatter_nd(slots[:, None], g, dense), [rows, width, -1])
-    dense_r = tf.reshape(tf.scatter_nd(slots[:, None], r, tf.stack([rows * width, tf.shape(r, tf.int64)[1]])),
-                         [rows, width, -1])
-    return batch_matmul(dense_g, dense_r, transpose_a=True)
+
+    def padded(x: tf.Tensor) -> tf.Tensor:  # [P, k] -> [rows, width, k], zeros in the padding slots
+        shape = tf.stack([rows * width, tf.shape(x, tf.int64)[1]])
+        return tf.reshape(tf.scatter_nd(slots[:, None], x, shape), [rows, width, -1])
+
+    return batch_matmul(padded(g), padded(r), transpose_a=True)
 
 
 def _outer_sum(g: tf.Tensor, r: tf.Tensor, ids: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
