@@ -22,13 +22,17 @@ class Neighbors:
     nei_type: tf.Tensor  # [nf, nloc, nnei] int32; ntypes for padding
 
 
-def pair_vectors(coord: tf.Tensor, box: tf.Tensor, idx: tf.Tensor, shift: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """``r_ij = x_j + shift_ij @ box - x_i`` for every neighbour slot; padding (idx < 0) gives 0."""
+def pair_vectors(coord: tf.Tensor, box: tf.Tensor, idx: tf.Tensor, shift: tf.Tensor,
+                 centres: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """``r_ij = x_j + shift_ij @ box - x_i`` for every neighbour slot; padding (idx < 0) gives 0.
+
+    The rows of ``idx`` are atoms 0..nloc-1, or with ``centres`` [nf, M] those atoms."""
     mask = idx >= 0
     safe_idx = tf.where(mask, idx, tf.zeros_like(idx))
     xj = tf.gather(coord, safe_idx, batch_dims=1)  # [nf, nloc, nnei, 3]
     image = tf.einsum("fiks,fsd->fikd", tf.cast(shift, coord.dtype), box)
-    rij = xj + image - coord[:, :, None, :]
+    xi = coord if centres is None else tf.gather(coord, centres, batch_dims=1)
+    rij = xj + image - xi[:, :, None, :]
     return tf.where(mask[..., None], rij, tf.zeros_like(rij)), mask
 
 

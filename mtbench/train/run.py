@@ -6,6 +6,7 @@ Hydra-composed run and a plain DeePMD-style input.json run are tracked and repor
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -213,6 +214,8 @@ def _run_locked(spec: Mapping[str, Any], run: RunDir, lock: RunLock, *, base_dir
             tracker.set_tags({names.RESUMED_TAG: f"at step {trainer.step} (pid {os.getpid()})"})
             resend_lcurves(run, list(tasks), trainer.step, tracker, trainer.disp_file)
         summary = trainer.train()
+        del trainer  # the end-of-run evaluation below reuses its memory (the peak stays the training step's)
+        gc.collect()
         if dist.kind != "none":
             summary["distributed"] = dist.describe()
         if not dist.is_chief:  # the chief evaluates and reports; this rank's scratch folder goes away
