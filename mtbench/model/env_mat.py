@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from mtbench.model.kernels.env import smooth_env
+
 
 @dataclass
 class Neighbors:
@@ -43,31 +45,14 @@ def neighbor_types(atype: tf.Tensor, idx: tf.Tensor, ntypes: int) -> tf.Tensor:
     return tf.where(mask, t, tf.fill(tf.shape(t), tf.constant(ntypes, t.dtype)))
 
 
-def smooth_weight(r: tf.Tensor, rmin: float, rmax: float) -> tf.Tensor:
-    """DeePMD's quintic switch: 1 below ``rmin``, 0 beyond ``rmax``, C2-continuous in between."""
-    u = (tf.clip_by_value(r, rmin, rmax) - rmin) / (rmax - rmin)
-    u2 = u * u
-    return u2 * u * (-6.0 * u2 + 15.0 * u - 10.0) + 1.0
-
-
 def env_matrix(nb: Neighbors, rcut: float, rcut_smth: float, *, radial_only: bool = False,
                protection: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
     """Raw (unnormalised) environment matrix rows ``sw * (1/r, x/r^2, y/r^2, z/r^2)`` and the switch ``sw``.
 
-    Padding slots are exactly zero and carry no gradient.
+    Padding slots are exactly zero and carry no gradient. (:func:`~mtbench.model.kernels.env.smooth_env`: compiled
+    where it applies, else TensorFlow's ops.)
     """
-    mask = nb.mask
-    r2 = tf.reduce_sum(nb.rij * nb.rij, axis=-1)
-    r2 = tf.where(mask, r2, tf.ones_like(r2))  # padding: r = 1, masked out below (keeps sqrt differentiable)
-    length = tf.sqrt(r2)[..., None]
-    sw = smooth_weight(length, rcut_smth, rcut) * tf.cast(mask[..., None], length.dtype)
-    t0 = 1.0 / (length + protection)
-    if radial_only:
-        em = t0 * sw
-    else:
-        t1 = nb.rij / (length + protection) ** 2
-        em = tf.concat([t0, t1], axis=-1) * sw
-    return em, sw[..., 0]
+    return smooth_env(nb.rij, nb.mask, rcut_smth, rcut, protection, radial_only)
 
 
 def normalize_env(em: tf.Tensor, atype: tf.Tensor, davg: tf.Tensor, dstd: tf.Tensor) -> tf.Tensor:
