@@ -25,8 +25,8 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/util/work_sharder.h"
 
+#include <algorithm>
 #include <cmath>
-#include <functional>
 
 using namespace tensorflow;
 
@@ -61,24 +61,37 @@ inline Slot Eval(const double* x, double rmin, double rmax, double protection) {
   return s;
 }
 
-void ShardOver(OpKernelContext* ctx, int64_t units, int64_t cost, const std::function<void(int64_t, int64_t)>& fn) {
-  auto* threads = ctx->device()->tensorflow_cpu_worker_threads();
-  Shard(threads->num_threads, threads->workers, units, cost, fn);
-}
+// The slots of one call: rij [S, 3] at input ``first``, mask [S] after it, params after that, checked.
+struct Slots {
+  const double* x;
+  const bool* mask;
+  int64_t n;
+  double rmin, rmax, protection;
+};
 
-Status Params(OpKernelContext* ctx, int index, double* rmin, double* rmax, double* protection) {
-  const Tensor& p = ctx->input(index);
-  if (p.NumElements() != 3) return errors::InvalidArgument("params must hold (rcut_smth, rcut, protection)");
-  auto v = p.flat<double>();
-  *rmin = v(0), *rmax = v(1), *protection = v(2);
-  return OkStatus();
-}
-
-Status SlotsOk(const Tensor& rij, const Tensor& mask) {
+Status ReadSlots(OpKernelContext* ctx, int first, Slots* out) {
+  const Tensor &rij = ctx->input(first), &mask = ctx->input(first + 1), &params = ctx->input(first + 2);
   if (rij.dims() != 2 || rij.dim_size(1) != 3) return errors::InvalidArgument("rij must be [S, 3]");
   if (mask.dims() != 1 || mask.dim_size(0) != rij.dim_size(0))
     return errors::InvalidArgument("mask must be [S] with S = rij's rows (", rij.dim_size(0), ")");
+  if (params.NumElements() != 3) return errors::InvalidArgument("params must hold (rcut_smth, rcut, protection)");
+  auto v = params.flat<double>();
+  *out = Slots{rij.flat<double>().data(), mask.flat<bool>().data(), rij.dim_size(0), v(0), v(1), v(2)};
   return OkStatus();
+}
+
+// real(i, slot) for every real slot, pad(i) for every padding slot, on TensorFlow's CPU threads.
+template <typename Real, typename Pad>
+void ForEachSlot(OpKernelContext* ctx, const Slots& s, Real real, Pad pad) {
+  auto* threads = ctx->device()->tensorflow_cpu_worker_threads();
+  Shard(threads->num_threads, threads->workers, s.n, 60, [&](int64_t s0, int64_t s1) {
+    for (int64_t i = s0; i < s1; ++i) {
+      if (s.mask[i])
+        real(i, Eval(s.x + 3 * i, s.rmin, s.rmax, s.protection));
+      else
+        pad(i);
+    }
+  });
 }
 
 Status SetEmShapes(shape_inference::InferenceContext* c, bool radial) {
@@ -129,34 +142,24 @@ class EnvMatOp : public EnvMatBase {
  public:
   using EnvMatBase::EnvMatBase;
   void Compute(OpKernelContext* ctx) override {
-    const Tensor &rij = ctx->input(0), &mask = ctx->input(1);
-    OP_REQUIRES_OK(ctx, SlotsOk(rij, mask));
-    double rmin, rmax, prot;
-    OP_REQUIRES_OK(ctx, Params(ctx, 2, &rmin, &rmax, &prot));
-    const int64_t S = rij.dim_size(0);
+    Slots in;
+    OP_REQUIRES_OK(ctx, ReadSlots(ctx, 0, &in));
     const int C = cols();
     Tensor *em = nullptr, *sw = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({S, C}), &em));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({S}), &sw));
-    const double* x = rij.flat<double>().data();
-    const bool* m = mask.flat<bool>().data();
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({in.n, C}), &em));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({in.n}), &sw));
     double *e = em->flat<double>().data(), *w = sw->flat<double>().data();
     const bool radial = radial_;
-    ShardOver(ctx, S, 60, [&](int64_t s0, int64_t s1) {
-      for (int64_t i = s0; i < s1; ++i) {
+    ForEachSlot(ctx, in, [&](int64_t i, const Slot& s) {
         double* ei = e + i * C;
-        if (!m[i]) {
-          for (int c = 0; c < C; ++c) ei[c] = 0.0;
-          w[i] = 0.0;
-          continue;
-        }
-        const Slot s = Eval(x + 3 * i, rmin, rmax, prot);
         ei[0] = s.t0 * s.sw;
         if (!radial)
           for (int d = 0; d < 3; ++d) ei[1 + d] = s.t1[d] * s.sw;
         w[i] = s.sw;
-      }
-    });
+      }, [&](int64_t i) {
+        std::fill(e + i * C, e + (i + 1) * C, 0.0);
+        w[i] = 0.0;
+      });
   }
 };
 
@@ -164,34 +167,23 @@ class EnvMatGradOp : public EnvMatBase {
  public:
   using EnvMatBase::EnvMatBase;
   void Compute(OpKernelContext* ctx) override {
-    const Tensor &g_em = ctx->input(0), &g_sw = ctx->input(1), &rij = ctx->input(2), &mask = ctx->input(3);
-    OP_REQUIRES_OK(ctx, SlotsOk(rij, mask));
-    const int64_t S = rij.dim_size(0);
+    Slots in;
+    OP_REQUIRES_OK(ctx, ReadSlots(ctx, 2, &in));
+    const Tensor &g_em = ctx->input(0), &g_sw = ctx->input(1);
     const int C = cols();
-    OP_REQUIRES(ctx, g_em.NumElements() == S * C && g_sw.NumElements() == S,
+    OP_REQUIRES(ctx, g_em.NumElements() == in.n * C && g_sw.NumElements() == in.n,
                 errors::InvalidArgument("g_em must be [S, ", C, "] and g_sw [S]"));
-    double rmin, rmax, prot;
-    OP_REQUIRES_OK(ctx, Params(ctx, 4, &rmin, &rmax, &prot));
     Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({S, 3}), &out));
-    const double *x = rij.flat<double>().data(), *ge = g_em.flat<double>().data(), *gs = g_sw.flat<double>().data();
-    const bool* m = mask.flat<bool>().data();
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({in.n, 3}), &out));
+    const double *ge = g_em.flat<double>().data(), *gs = g_sw.flat<double>().data();
     double* o = out->flat<double>().data();
     const bool radial = radial_;
-    ShardOver(ctx, S, 60, [&](int64_t s0, int64_t s1) {
-      for (int64_t i = s0; i < s1; ++i) {
-        double* oi = o + 3 * i;
-        if (!m[i]) {
-          oi[0] = oi[1] = oi[2] = 0.0;
-          continue;
-        }
-        const Slot s = Eval(x + 3 * i, rmin, rmax, prot);
+    ForEachSlot(ctx, in, [&](int64_t i, const Slot& s) {
         const double* g = ge + i * C;
         double along = g[0] * s.a0 + gs[i] * s.dsw;  // the part along r: sum_c g_c d(out_c)/dr
         if (!radial) along += g[1] * s.b[0] + g[2] * s.b[1] + g[3] * s.b[2];
-        for (int d = 0; d < 3; ++d) oi[d] = along * s.q[d] + (radial ? 0.0 : s.sw * s.inv2 * g[1 + d]);
-      }
-    });
+        for (int d = 0; d < 3; ++d) o[3 * i + d] = along * s.q[d] + (radial ? 0.0 : s.sw * s.inv2 * g[1 + d]);
+      }, [&](int64_t i) { std::fill(o + 3 * i, o + 3 * i + 3, 0.0); });
   }
 };
 
@@ -199,37 +191,29 @@ class EnvMatTangentOp : public EnvMatBase {
  public:
   using EnvMatBase::EnvMatBase;
   void Compute(OpKernelContext* ctx) override {
-    const Tensor &u = ctx->input(0), &rij = ctx->input(1), &mask = ctx->input(2);
-    OP_REQUIRES_OK(ctx, SlotsOk(rij, mask));
-    const int64_t S = rij.dim_size(0);
-    OP_REQUIRES(ctx, u.NumElements() == S * 3, errors::InvalidArgument("u must be [S, 3]"));
-    double rmin, rmax, prot;
-    OP_REQUIRES_OK(ctx, Params(ctx, 3, &rmin, &rmax, &prot));
+    Slots in;
+    OP_REQUIRES_OK(ctx, ReadSlots(ctx, 1, &in));
+    const Tensor& u = ctx->input(0);
+    OP_REQUIRES(ctx, u.NumElements() == in.n * 3, errors::InvalidArgument("u must be [S, 3]"));
     const int C = cols();
     Tensor *t_em = nullptr, *t_sw = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({S, C}), &t_em));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({S}), &t_sw));
-    const double *x = rij.flat<double>().data(), *up = u.flat<double>().data();
-    const bool* m = mask.flat<bool>().data();
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({in.n, C}), &t_em));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({in.n}), &t_sw));
+    const double* up = u.flat<double>().data();
     double *te = t_em->flat<double>().data(), *ts = t_sw->flat<double>().data();
     const bool radial = radial_;
-    ShardOver(ctx, S, 60, [&](int64_t s0, int64_t s1) {
-      for (int64_t i = s0; i < s1; ++i) {
+    ForEachSlot(ctx, in, [&](int64_t i, const Slot& s) {
         double* ti = te + i * C;
-        if (!m[i]) {
-          for (int c = 0; c < C; ++c) ti[c] = 0.0;
-          ts[i] = 0.0;
-          continue;
-        }
-        const Slot s = Eval(x + 3 * i, rmin, rmax, prot);
         const double* ui = up + 3 * i;
         const double qu = s.q[0] * ui[0] + s.q[1] * ui[1] + s.q[2] * ui[2];
         ti[0] = s.a0 * qu;
         if (!radial)
           for (int d = 0; d < 3; ++d) ti[1 + d] = s.sw * s.inv2 * ui[d] + s.b[d] * qu;
         ts[i] = s.dsw * qu;
-      }
-    });
+      }, [&](int64_t i) {
+        std::fill(te + i * C, te + (i + 1) * C, 0.0);
+        ts[i] = 0.0;
+      });
   }
 };
 
