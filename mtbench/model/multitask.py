@@ -226,17 +226,17 @@ class MultiTaskModel(tf.Module):
         (a dipole on its ``sel_type`` only), descriptor and fitting run on the other atoms' rows alone and the
         result is scattered back: the same numbers for a third of the work on water's oxygens."""
         zero = head.zero_types()
-        if not zero:
-            nbs = self._neighbors(coord, box, atype, nlists, self.neighbor_specs())
-            d = self.descriptor(nbs, atype)
-            return head.atomic(d.descriptor, d.rot_mat, atype, fparam, aparam) * real[..., None]
-        rows = output_rows(atype, real, [t not in zero for t in range(self.ntypes)])
+        rows = output_rows(atype, real, [t not in zero for t in range(self.ntypes)]) if zero else None
+
+        def take(x: tf.Tensor | None) -> tf.Tensor | None:  # per-atom tensor -> its computed rows
+            return x if rows is None or x is None else tf.gather(x, rows, batch_dims=1)
+
         nbs = self._neighbors(coord, box, atype, nlists, self.neighbor_specs(), rows=rows)
-        atype_rows = tf.gather(atype, rows, batch_dims=1)
-        aparam_rows = None if aparam is None else tf.gather(aparam, rows, batch_dims=1)
+        atype_rows = take(atype)
         d = self.descriptor(nbs, atype_rows)
-        out = head.atomic(d.descriptor, d.rot_mat, atype_rows, fparam, aparam_rows)
-        out = out * tf.gather(real, rows, batch_dims=1)[..., None]
+        out = head.atomic(d.descriptor, d.rot_mat, atype_rows, fparam, take(aparam)) * take(real)[..., None]
+        if rows is None:
+            return out
         shape = tf.shape(rows)
         frame = tf.broadcast_to(tf.range(shape[0])[:, None], shape)
         return tf.scatter_nd(tf.stack([frame, rows], axis=-1), out,
