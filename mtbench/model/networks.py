@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from mtbench.model.kernels import dense_product
+from mtbench.model.kernels import add_tiled, dense_product
 
 PRECISIONS = {"float64": tf.float64, "float32": tf.float32, "default": tf.float64, "double": tf.float64,
               "single": tf.float32, "float16": tf.float16, "half": tf.float16}
@@ -97,11 +97,7 @@ class Dense(tf.Module):
         if self.resnet and self.num_out == self.num_in:
             y = y + x
         elif self.resnet and self.num_out == 2 * self.num_in:
-            # y + [x, x] written as a broadcast over a split axis: its gradient is one sum, not two slices (and
-            # expand_dims, not x[..., None, :], whose gradient would be a full StridedSliceGrad pass)
-            shape = tf.shape(y)
-            halves = tf.reshape(y, tf.concat([shape[:-1], [2, self.num_in]], axis=0)) + tf.expand_dims(x, -2)
-            y = tf.reshape(halves, shape)
+            y = add_tiled(y, x)  # y + [x, x]
         return y
 
     @classmethod

@@ -19,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,21 +74,37 @@ def library_key(cxx: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+def _run(cmd: list[str]) -> str:
+    """Run one compiler command; '' on success, else its first error line."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{cmd[0]} failed to run: {exc}"
+    if proc.returncode == 0:
+        return ""
+    errors = [ln for ln in proc.stderr.splitlines() if "error" in ln]
+    return (errors or proc.stderr.splitlines() or ["no output"])[0].strip() or "no output"
+
+
 def _compile(cxx: str, out: Path) -> str:
-    """Build ``out``; '' on success, else the compiler's last error line."""
+    """Build ``out``: each source compiled on its own core, then linked; '' on success, else the first error."""
     compile_flags, link_flags, _ = _tf_flags()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     last = ""
     for arch in _ARCH_FLAGS:
-        cmd = [cxx, "-shared", "-fPIC", "-O3", "-w", *arch, *map(str, SOURCES), "-o", str(out), *compile_flags,
-               *link_flags]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{cxx} failed to run: {exc}"
-        if proc.returncode == 0:
-            return ""
-        errors = [ln for ln in proc.stderr.splitlines() if "error" in ln]
-        last = (errors or proc.stderr.splitlines() or ["no output"])[0].strip()
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix="build-") as tmp:
+            objects = [Path(tmp) / f"{src.stem}.o" for src in SOURCES]
+            commands = [[cxx, "-c", "-fPIC", "-O3", "-w", *arch, str(src), "-o", str(obj), *compile_flags]
+                        for src, obj in zip(SOURCES, objects)]
+            with ThreadPoolExecutor(max_workers=max(1, min(cores, len(commands)))) as pool:
+                errors = [e for e in pool.map(_run, commands) if e]
+            if not errors:
+                errors = [e for e in [_run([cxx, "-shared", *map(str, objects), "-o", str(out), *link_flags])] if e]
+            if not errors:
+                return ""
+            last = errors[0]
+        if "failed to run" in last:
+            return last
     return f"{cxx} failed: {last[:300]}"
 
 
@@ -108,7 +125,7 @@ def build_and_load() -> Built:
         with open(base / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not lib.exists():
-                _log.info("compiling mtbench's CPU kernels for this machine (once, 1-1.5 min) into %s",
+                _log.info("compiling mtbench's CPU kernels for this machine (once, about a minute) into %s",
                           base)
                 fd, tmp = tempfile.mkstemp(dir=base, suffix=".so.tmp")
                 os.close(fd)
